@@ -1,0 +1,111 @@
+"""Gather what one queued email needs from the database: its rows, its coupon, its related products."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from emails import context as ctx
+from emails.unsubscribe import unsubscribe_url
+from tracker.config import MARKETING_KINDS, Config, ShopSettings
+from tracker.models import Coupon, Customer, Email, Order, OrderLine, Shipment, TrackingEvent
+
+RELATED_LIMIT = 3
+
+
+@dataclass
+class EmailRows:
+    email: Email
+    order: Order
+    customer: Customer
+    shipment: Shipment | None
+
+
+def load_rows(session: Session, email: Email) -> EmailRows:
+    order = session.get_one(Order, email.order_id)
+    customer = session.get_one(Customer, email.customer_id)
+    shipment = session.get(Shipment, email.shipment_id) if email.shipment_id else None
+    if shipment is None and email.kind in MARKETING_KINDS:
+        # follow-ups belong to the order; show its latest delivered parcel if there is one
+        shipment = session.execute(
+            select(Shipment).where(Shipment.order_id == order.id).order_by(Shipment.delivered_at.desc())
+        ).scalars().first()
+    return EmailRows(email, order, customer, shipment)
+
+
+def coupon_code(secret: bytes, key: str) -> str:
+    """Unguessable, and the same on every retry of the same email, so a resend never mints a second code."""
+    digest = hmac.new(secret, b"coupon:" + key.encode(), hashlib.sha256).digest()
+    letters = base64.b32encode(digest).decode().translate(str.maketrans("01O", "XYZ"))
+    return f"THANKS-{letters[:4]}-{letters[4:8]}"
+
+
+def ensure_coupon(session: Session, config: Config, rows: EmailRows, secret: bytes, now: datetime) -> Coupon:
+    existing = session.execute(select(Coupon).where(Coupon.email_id == rows.email.id)).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    coupon = Coupon(
+        code=coupon_code(secret, rows.email.idempotency_key),
+        email_id=rows.email.id,
+        customer_id=rows.customer.id,
+        discount=config.emails.coupon_discount,
+        created_at=now,
+        expires_at=now + config.emails.coupon_valid_for,
+    )
+    session.add(coupon)
+    session.flush()
+    return coupon
+
+
+def related_products(session: Session, rows: EmailRows) -> list[dict[str, Any]]:
+    """The shop's best sellers this customer does not have yet (issue 6 refines this to co-purchases)."""
+    owned = (
+        select(OrderLine.product_id)
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(Order.customer_id == rows.customer.id)
+    )
+    query = (
+        select(OrderLine.product_id, func.max(OrderLine.title), func.max(OrderLine.unit_price),
+               func.max(OrderLine.image_url), func.max(OrderLine.product_url), func.count())
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(Order.shop == rows.order.shop, OrderLine.product_id != "", OrderLine.product_id.not_in(owned),
+               Order.currency == rows.order.currency)
+        .group_by(OrderLine.product_id)
+        .order_by(func.count().desc(), OrderLine.product_id)
+        .limit(RELATED_LIMIT)
+    )
+    return [
+        {"title": title, "price": price, "image_url": image, "url": url, "currency": rows.order.currency}
+        for _pid, title, price, image, url, _count in session.execute(query)
+    ]
+
+
+def build_context(
+    session: Session, config: Config, shop: ShopSettings, rows: EmailRows, secret: bytes, now: datetime
+) -> dict[str, Any]:
+    lines = session.execute(
+        select(OrderLine).where(OrderLine.order_id == rows.order.id).order_by(OrderLine.id)
+    ).scalars().all()
+    shipment = None
+    if rows.shipment is not None:
+        events = session.execute(
+            select(TrackingEvent).where(TrackingEvent.shipment_id == rows.shipment.id)
+        ).scalars().all()
+        shipment = ctx.shipment_context(rows.shipment, rows.shipment.courier_name, events)
+    context = ctx.assemble(shop, ctx.customer_context(rows.customer), ctx.order_context(rows.order, lines), shipment)
+    kind = rows.email.kind
+    if kind in MARKETING_KINDS:
+        context["unsubscribe_url"] = unsubscribe_url(shop.public_url or shop.url, secret, rows.customer.id)
+    if kind == "feedback_request":
+        context["feedback"] = ctx.feedback_context(shop, rows.order)
+    if kind == "resell_coupon":
+        context["coupon"] = ctx.coupon_context(shop, ensure_coupon(session, config, rows, secret, now))
+        context["related_products"] = related_products(session, rows)
+    return context

@@ -1,0 +1,200 @@
+"""The transactional outbox: emails are planned in the same transaction as the change that causes them,
+then claimed, rendered and sent by `send_due`.
+
+Exactly-once, as far as email allows: the idempotency key (kind + order or shipment) is unique, so planning
+twice plans once. A crash after the transport accepted a message but before the row was marked sent makes
+that one message go again on restart, with the same Message-ID (the outbox folder rewrites the same file;
+an SMTP or API provider sees a duplicate Message-ID). The window is one message per worker: each message is
+marked sent in its own transaction right after its transport returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from emails.compose import build_context, load_rows
+from emails.policy import retry_delay, skip_reason
+from emails.render import Renderer, TemplateError
+from emails.send import Message, PermanentSendError, Sender, TransientSendError
+from tracker.config import MARKETING_KINDS, Config
+from tracker.db import claim, insert_ignore
+from tracker.models import Customer, Email, EmailState, Order, OrderState, Shipment
+
+log = logging.getLogger("trackmail.outbox")
+LEASE = timedelta(minutes=5)
+BATCH = 200
+
+
+def idempotency_key(kind: str, order: Order, shipment: Shipment | None) -> str:
+    return f"{kind}:shipment:{shipment.id}" if shipment is not None else f"{kind}:order:{order.id}"
+
+
+def message_id(key: str, order: Order, sender: str) -> str:
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "trackmail.invalid"
+    digest = hashlib.sha256(f"{order.marketplace}/{order.external_id}/{key}".encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def enqueue(
+    session: Session,
+    config: Config,
+    kind: str,
+    order: Order,
+    *,
+    now: datetime,
+    shipment: Shipment | None = None,
+    due_at: datetime | None = None,
+) -> bool:
+    """Plan one email in the caller's transaction. True if it is new; planning it again does nothing."""
+    if kind not in config.emails.enabled or not order.notify or order.state is OrderState.CANCELLED:
+        return False
+    customer = session.get_one(Customer, order.customer_id)
+    key = idempotency_key(kind, order, shipment)
+    return insert_ignore(
+        session,
+        Email,
+        idempotency_key=key,
+        message_id=message_id(key, order, config.shops[order.shop].sender),
+        kind=kind,
+        shop=order.shop,
+        order_id=order.id,
+        shipment_id=shipment.id if shipment is not None else None,
+        customer_id=customer.id,
+        to_address=customer.email,
+        state=EmailState.QUEUED,
+        created_at=now,
+        due_at=due_at or now,
+    )
+
+
+def cancel_for_order(session: Session, order: Order, now: datetime) -> None:
+    """A cancelled order takes its still-waiting emails with it."""
+    session.execute(
+        update(Email)
+        .where(Email.order_id == order.id, Email.state.in_([EmailState.QUEUED, EmailState.HELD]))
+        .values(state=EmailState.CANCELLED, last_error="the order was cancelled", claimed_until=None)
+    )
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    skipped: int = 0
+    retried: int = 0
+    dead: int = 0
+    held: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Outbox:
+    def __init__(self, config: Config, sender: Sender, secret: bytes) -> None:
+        self.config = config
+        self.sender = sender
+        self.secret = secret
+        self.renderers = {key: Renderer(shop.templates_dir) for key, shop in config.shops.items()}
+
+    def _prepare(self, session: Session, email_id: int, now: datetime) -> Message | str:
+        """The message to send, or the reason it must not go. Runs inside a transaction, no network."""
+        email = session.get_one(Email, email_id)
+        rows = load_rows(session, email)
+        reason = skip_reason(session, self.config, email, rows.order, rows.customer, rows.shipment, now)
+        if reason is not None:
+            return reason
+        shop = self.config.shops[email.shop]
+        context = build_context(session, self.config, shop, rows, self.secret, now)
+        rendered = self.renderers[email.shop].render(email.kind, context)
+        headers = {"X-Trackmail-Ref": email.idempotency_key}
+        if email.kind in MARKETING_KINDS and context.get("unsubscribe_url"):
+            headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        return Message(
+            message_id=email.message_id, sender=shop.sender, to=email.to_address, subject=rendered.subject,
+            html=rendered.html, text=rendered.text, date=now, kind=email.kind, reply_to=shop.reply_to,
+            headers=headers,
+        )
+
+    def _finish(self, engine: Engine, email_id: int, **values: object) -> None:
+        with Session(engine) as session:
+            session.execute(update(Email).where(Email.id == email_id).values(claimed_until=None, **values))
+            session.commit()
+
+    async def send_one(self, engine: Engine, email_id: int, now: datetime, report: SendReport) -> None:
+        try:
+            with Session(engine) as session:
+                prepared = self._prepare(session, email_id, now)
+                session.commit()  # keeps a coupon minted for this email, even if sending fails
+        except TemplateError as exc:
+            log.error("email %s held: %s", email_id, exc)
+            report.held += 1
+            report.errors.append(str(exc))
+            return self._finish(engine, email_id, state=EmailState.HELD, last_error=str(exc))
+        if isinstance(prepared, str):
+            report.skipped += 1
+            return self._finish(engine, email_id, state=EmailState.SKIPPED, last_error=prepared)
+        name = f"{email_id:07d}-{prepared.kind}"
+        try:
+            provider_id = await self.sender.send(prepared, name)
+        except TransientSendError as exc:
+            return self._retry(engine, email_id, now, str(exc), report)
+        except PermanentSendError as exc:
+            log.error("email %s dead: %s", email_id, exc)
+            report.dead += 1
+            return self._finish(engine, email_id, state=EmailState.DEAD, last_error=str(exc))
+        report.sent += 1
+        self._finish(engine, email_id, state=EmailState.SENT, sent_at=now, provider_id=provider_id, last_error="")
+
+    def _retry(self, engine: Engine, email_id: int, now: datetime, error: str, report: SendReport) -> None:
+        with Session(engine) as session:
+            email = session.get_one(Email, email_id)
+            attempts = email.attempts + 1
+        report.errors.append(error)
+        if now - email.created_at >= self.config.emails.retry_for:
+            log.error("email %s dead after %d attempts: %s", email_id, attempts, error)
+            report.dead += 1
+            return self._finish(engine, email_id, state=EmailState.DEAD, attempts=attempts,
+                                last_error=f"gave up after {attempts} attempts: {error}")
+        log.warning("email %s will be retried (attempt %d): %s", email_id, attempts, error)
+        report.retried += 1
+        self._finish(engine, email_id, attempts=attempts, due_at=now + retry_delay(attempts), last_error=error)
+
+    async def send_due(self, engine: Engine, now: datetime) -> SendReport:
+        """Send every email due by `now`, a batch at a time, until none is left."""
+        report = SendReport()
+        while True:
+            with Session(engine) as session:
+                ids = claim(session, Email, due=Email.due_at, now=now, lease=LEASE, limit=BATCH,
+                            where=[Email.state == EmailState.QUEUED], order_by=Email.id)
+                session.commit()
+            for email_id in ids:
+                try:
+                    await self.send_one(engine, email_id, now, report)
+                except Exception as exc:  # a bug or a database hiccup must not stop the other emails
+                    log.exception("email %s failed unexpectedly", email_id)
+                    self._retry(engine, email_id, now, f"unexpected error: {exc!r}", report)
+            if len(ids) < BATCH:
+                return report
+
+
+def release_held(engine: Engine) -> int:
+    """Held emails (a template could not render) get another chance, e.g. after the file was fixed."""
+    with Session(engine) as session:
+        result = session.execute(
+            update(Email).where(Email.state == EmailState.HELD).values(state=EmailState.QUEUED, claimed_until=None)
+        )
+        session.commit()
+        return result.rowcount
+
+
+def next_due(engine: Engine) -> datetime | None:
+    with Session(engine) as session:
+        return session.execute(
+            select(Email.due_at).where(Email.state == EmailState.QUEUED).order_by(Email.due_at).limit(1)
+        ).scalar_one_or_none()

@@ -1,0 +1,155 @@
+"""Templates → subject, HTML and text.
+
+A kind's MJML is pasted into the shop's base layout and compiled to HTML once; the Jinja2 template built from
+that HTML is cached, so each email costs one Jinja2 render (building the template costs ~60× a render).
+Jinja runs sandboxed and autoescaped: customer data is always text, never markup or code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+BUILTIN_DIR = Path(__file__).parent / "templates"
+CONTENT_MARKER = "<!-- trackmail:content -->"
+CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
+
+
+class TemplateError(Exception):
+    """A template that cannot be compiled or rendered. Names the file and, where known, the line."""
+
+    def __init__(self, file: Path | str, problem: str, line: int | None = None) -> None:
+        self.file = str(file)
+        self.line = line
+        self.problem = problem
+        where = f"{self.file}:{line}" if line else self.file
+        super().__init__(f"{where}: {problem}")
+
+
+def format_money(amount: Decimal | float | int, currency: str) -> str:
+    value = Decimal(str(amount)).quantize(Decimal("0.01"))
+    symbol = CURRENCY_SYMBOLS.get(currency.upper())
+    return f"{symbol}{value:,}" if symbol else f"{value:,} {currency.upper()}"
+
+
+def format_date(value: date | datetime | None) -> str:
+    return "" if value is None else value.strftime("%a %-d %b %Y")
+
+
+def format_datetime(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.strftime("%a %-d %b %Y, %H:%M ") + (value.tzname() or "UTC")
+
+
+def _environment(autoescape: bool) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(autoescape=autoescape, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters.update(money=format_money, date=format_date, datetime=format_datetime)
+    return env
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CompiledKind:
+    subject: jinja2.Template
+    preheader: jinja2.Template
+    html: jinja2.Template
+    text: jinja2.Template
+
+
+def split_front_matter(source: str, file: Path) -> tuple[dict[str, str], str, int]:
+    """`key: value` lines, a `---` line, then the MJML body. Returns the fields, the body and the line the
+    body starts on (so errors in the body point at the right line of the file)."""
+    head, sep, body = source.partition("\n---\n")
+    if not sep:
+        raise TemplateError(file, "missing the '---' line that ends the subject/preheader header")
+    fields = {}
+    for number, line in enumerate(head.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, colon, value = line.partition(":")
+        if not colon or key.strip() not in {"subject", "preheader"}:
+            raise TemplateError(file, "header lines must be 'subject: ...' or 'preheader: ...'", number)
+        fields[key.strip()] = value.strip()
+    if "subject" not in fields:
+        raise TemplateError(file, "the header has no 'subject:' line")
+    return fields, body, head.count("\n") + 3
+
+
+class Renderer:
+    """Renders every kind for one shop; a file in the shop's templates folder overrides the built-in one."""
+
+    def __init__(self, templates_dir: Path | None = None) -> None:
+        self.folders = [d for d in (templates_dir, BUILTIN_DIR) if d is not None]
+        self._html_env = _environment(autoescape=True)
+        self._text_env = _environment(autoescape=False)
+        self._cache: dict[str, CompiledKind] = {}
+
+    def find(self, name: str) -> Path:
+        for folder in self.folders:
+            path = folder / name
+            if path.is_file():
+                return path
+        raise TemplateError(name, f"no template named {name} in {', '.join(map(str, self.folders))}")
+
+    def _parse(self, env: SandboxedEnvironment, source: str, file: Path, first_line: int = 1) -> None:
+        """Catch Jinja syntax errors against the file the merchant edits, not the compiled HTML."""
+        try:
+            env.parse("\n" * (first_line - 1) + source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(file, exc.message or "syntax error", exc.lineno) from None
+
+    def _template(self, env: SandboxedEnvironment, source: str, file: Path) -> jinja2.Template:
+        try:
+            return env.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(file, exc.message or "syntax error", exc.lineno) from None
+
+    def compile(self, kind: str) -> CompiledKind:
+        if kind in self._cache:
+            return self._cache[kind]
+        import mjml  # imported here: `trackmail --help` must not pay for it
+
+        base_file = self.find("base.mjml")
+        kind_file = self.find(f"{kind}.mjml")
+        text_file = self.find(f"{kind}.txt")
+        base = base_file.read_text(encoding="utf-8")
+        if CONTENT_MARKER not in base:
+            raise TemplateError(base_file, f"the layout has no {CONTENT_MARKER} line for the content")
+        fields, body, first_line = split_front_matter(kind_file.read_text(encoding="utf-8"), kind_file)
+        self._parse(self._html_env, base, base_file)
+        self._parse(self._html_env, body, kind_file, first_line)
+        try:
+            html = mjml.mjml2html(base.replace(CONTENT_MARKER, body))
+        except ValueError as exc:
+            raise TemplateError(kind_file, f"MJML error: {exc}") from None
+        compiled = CompiledKind(
+            subject=self._template(self._text_env, fields["subject"], kind_file),
+            preheader=self._template(self._text_env, fields.get("preheader", ""), kind_file),
+            html=self._template(self._html_env, html, kind_file),
+            text=self._template(self._text_env, text_file.read_text(encoding="utf-8"), text_file),
+        )
+        self._cache[kind] = compiled
+        return compiled
+
+    def render(self, kind: str, context: dict[str, Any]) -> Rendered:
+        compiled = self.compile(kind)
+        try:
+            subject = " ".join(compiled.subject.render(context).split())  # one header line, always
+            preheader = " ".join(compiled.preheader.render(context).split())
+            full = {**context, "kind": kind, "subject": subject, "preheader": preheader}
+            return Rendered(subject, compiled.html.render(full), compiled.text.render(full))
+        except jinja2.TemplateError as exc:
+            raise TemplateError(self.find(f"{kind}.mjml"), f"cannot render: {exc}") from None

@@ -1,0 +1,40 @@
+"""`trackmail check`: everything that can be verified without sending an email."""
+
+from __future__ import annotations
+
+from carriers import build_courier, build_marketplace
+from emails.context import sample_context
+from emails.render import Renderer, TemplateError
+from tracker.clock import system_clock
+from tracker.config import EMAIL_KINDS, Config
+from tracker.settings import ConfigError
+
+
+def check(config: Config) -> tuple[list[str], list[str]]:
+    """(problems, notes): every template of every shop rendered with sample data, every account built."""
+    problems: list[str] = []
+    notes = [f"config {config.path} is valid"]
+    for name, account in config.marketplaces.items():
+        try:
+            build_marketplace(account, system_clock)
+            notes.append(f"marketplace {name} ({account.type}) is configured")
+        except ConfigError as exc:
+            problems.append(str(exc))
+    for name, account in config.couriers.items():
+        try:
+            build_courier(account, system_clock)
+            notes.append(f"courier {name} ({account.type}) is configured")
+        except ConfigError as exc:
+            problems.append(str(exc))
+    for key, shop in config.shops.items():
+        renderer = Renderer(shop.templates_dir)
+        failed = 0
+        for kind in EMAIL_KINDS:
+            try:
+                renderer.render(kind, sample_context(kind, shop))
+            except TemplateError as exc:
+                failed += 1
+                problems.append(f"shop {key}, {kind}: {exc}")
+        if not failed:
+            notes.append(f"shop {key}: all {len(EMAIL_KINDS)} templates render")
+    return problems, notes

@@ -1,0 +1,222 @@
+"""Load config.toml into typed settings. Secrets come from ${ENV} references; every error names its key."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from tracker.settings import ConfigError, Section
+
+EMAIL_KINDS = (
+    "order_confirmation",
+    "shipment_confirmation",
+    "in_transit",
+    "out_for_delivery",
+    "failed_attempt",
+    "available_for_pickup",
+    "exception",
+    "returned",
+    "delivered",
+    "feedback_request",
+    "resell_coupon",
+)
+MARKETING_KINDS = frozenset({"feedback_request", "resell_coupon"})
+DEFAULT_CONFIG_NAME = "config.toml"
+
+
+@dataclass(frozen=True)
+class ShopSettings:
+    key: str
+    name: str
+    sender: str  # "Name <address>"
+    url: str = ""
+    reply_to: str = ""
+    logo_url: str = ""
+    primary_color: str = "#1f6feb"
+    accent_color: str = "#0b3d91"
+    text_color: str = "#1f2328"
+    background_color: str = "#f4f5f7"
+    font_family: str = "Helvetica, Arial, sans-serif"
+    support_email: str = ""
+    footer: str = ""
+    review_url: str = ""
+    public_url: str = ""
+    templates_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """A marketplace or courier account; `options` are the adapter's own keys, checked by the adapter."""
+
+    name: str
+    type: str
+    shop: str
+    section: Section
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How often the daemon fires each job, in real time."""
+
+    sync_orders: timedelta = timedelta(minutes=5)
+    poll_shipments: timedelta = timedelta(minutes=1)
+    plan_followups: timedelta = timedelta(minutes=10)
+    send_emails: timedelta = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    transport: str = "outbox"
+    outbox_dir: Path = Path("outbox")
+    enabled: frozenset[str] = frozenset(EMAIL_KINDS)
+    feedback_after: timedelta = timedelta(days=7)
+    coupon_after: timedelta = timedelta(days=14)
+    coupon_discount: str = "10%"
+    coupon_valid_for: timedelta = timedelta(days=30)
+    retry_for: timedelta = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    database_url: str
+    notification_horizon: timedelta
+    expire_after: timedelta
+    clock_speed: float
+    lookback: timedelta
+    schedule: Schedule
+    emails: EmailSettings
+    shops: dict[str, ShopSettings]
+    marketplaces: dict[str, AccountSettings] = field(default_factory=dict)
+    couriers: dict[str, AccountSettings] = field(default_factory=dict)
+
+    @property
+    def is_sandbox(self) -> bool:
+        accounts = [*self.marketplaces.values(), *self.couriers.values()]
+        return all(a.type == "sandbox" for a in accounts)
+
+
+def _relative(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _database_url(section: Section, base: Path) -> str:
+    if "database_url" in section.data:
+        url = section.str("database_url")
+        if "://" not in url:
+            raise section.error("database_url", "must be a URL like sqlite:///path.db or postgresql://...")
+        return url
+    return "sqlite:///" + str(_relative(base, section.str("database", "trackmail.db")))
+
+
+def _shop(key: str, section: Section, base: Path) -> ShopSettings:
+    section.check_keys(set(ShopSettings.__dataclass_fields__) - {"key"})
+    sender = section.str("sender")
+    if "@" not in sender:
+        raise section.error("sender", "must be an email address, like 'My Shop <hello@myshop.com>'")
+    values: dict[str, Any] = {"key": key, "name": section.str("name"), "sender": sender}
+    for name in ShopSettings.__dataclass_fields__:
+        if name in section.data and name not in values:
+            values[name] = section.str(name)
+    if "templates_dir" in values:
+        folder = _relative(base, values["templates_dir"])
+        if not folder.is_dir():
+            raise section.error("templates_dir", f"folder {folder} does not exist")
+        values["templates_dir"] = folder
+    return ShopSettings(**values)
+
+
+def _accounts(root: Section, key: str, shops: dict[str, ShopSettings]) -> dict[str, AccountSettings]:
+    result = {}
+    for name, section in root.tables(key).items():
+        kind = section.str("type")
+        shop = section.str("shop", next(iter(shops)) if len(shops) == 1 else "")
+        if shop not in shops:
+            known = ", ".join(sorted(shops)) or "none"
+            raise section.error("shop", f"names no shop in [shops] (known: {known})")
+        result[name] = AccountSettings(name, kind, shop, section)
+    return result
+
+
+def _schedule(section: Section) -> Schedule:
+    section.check_keys(set(Schedule.__dataclass_fields__))
+    defaults = Schedule()
+    values = {}
+    for name in Schedule.__dataclass_fields__:
+        values[name] = section.duration(name, getattr(defaults, name))
+        if values[name] <= timedelta(0):
+            raise section.error(name, "must be longer than zero")
+    return Schedule(**values)
+
+
+def _emails(section: Section, base: Path) -> EmailSettings:
+    section.check_keys(
+        {"transport", "outbox_dir", "kinds", "feedback_after", "coupon_after", "coupon_discount",
+         "coupon_valid_for", "retry_for"}
+    )
+    defaults = EmailSettings()
+    transport = section.str("transport", defaults.transport)
+    if transport != "outbox":
+        raise section.error("transport", f"unknown transport {transport!r}; known: outbox")
+    kinds = section.table("kinds")
+    kinds.check_keys(set(EMAIL_KINDS))
+    enabled = frozenset(k for k in EMAIL_KINDS if kinds.bool(k, True))
+    return EmailSettings(
+        transport=transport,
+        outbox_dir=_relative(base, section.str("outbox_dir", "outbox")),
+        enabled=enabled,
+        feedback_after=section.duration("feedback_after", defaults.feedback_after),
+        coupon_after=section.duration("coupon_after", defaults.coupon_after),
+        coupon_discount=section.str("coupon_discount", defaults.coupon_discount),
+        coupon_valid_for=section.duration("coupon_valid_for", defaults.coupon_valid_for),
+        retry_for=section.duration("retry_for", defaults.retry_for),
+    )
+
+
+def parse(data: dict[str, Any], path: Path) -> Config:
+    root = Section(path, "", data)
+    root.check_keys({"trackmail", "schedule", "emails", "shops", "marketplaces", "couriers"})
+    base = path.parent
+    main = root.table("trackmail")
+    main.check_keys({"database", "database_url", "notification_horizon", "expire_after", "clock_speed",
+                     "lookback"})
+    shops = {key: _shop(key, section, base) for key, section in root.tables("shops").items()}
+    if not shops:
+        raise ConfigError(path, "shops", "at least one [shops.<name>] table is required")
+    config = Config(
+        path=path,
+        database_url=_database_url(main, base),
+        notification_horizon=main.duration("notification_horizon", "48h"),
+        expire_after=main.duration("expire_after", "30d"),
+        clock_speed=main.number("clock_speed", 1, minimum=1),
+        lookback=main.duration("lookback", "60d"),
+        schedule=_schedule(root.table("schedule")),
+        emails=_emails(root.table("emails"), base),
+        shops=shops,
+        marketplaces=_accounts(root, "marketplaces", shops),
+        couriers=_accounts(root, "couriers", shops),
+    )
+    if config.clock_speed != 1 and not config.is_sandbox:
+        raise main.error("clock_speed", "speeds up time for the sandbox only; remove it when real accounts "
+                                        "are connected")
+    return config
+
+
+def load(path: Path | str) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "", "file not found (pass --config PATH or run from the folder that holds "
+                                    "config.toml)") from None
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"is not valid TOML: {exc}") from None
+    return parse(data, path.resolve())

@@ -1,0 +1,172 @@
+"""The poll_shipments job: ask couriers about due shipments and apply what they say.
+
+Claim (short transaction) → fetch concurrently (no transaction open) → apply each batch in one transaction:
+the status change, its history and the email it causes commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from carriers.base import AuthError, CarrierError, Courier, TrackingResult
+from emails.outbox import enqueue
+from tracker.app import App
+from tracker.db import claim
+from tracker.models import Order, Shipment, TrackingEvent
+from tracker.status import FINAL, ShipmentState, ShipmentStatus, Transition, advance, expire, next_poll_delay
+
+log = logging.getLogger("trackmail.poll")
+LEASE = timedelta(minutes=10)
+CLAIM_LIMIT = 1000
+CONCURRENCY = 4  # batches in flight per courier account
+ERROR_BACKOFF = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
+AUTH_BACKOFF = timedelta(hours=1)
+
+
+@dataclass
+class PollReport:
+    polled: int = 0
+    changed: int = 0
+    emails_planned: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _error_delay(failures: int) -> timedelta:
+    return ERROR_BACKOFF[min(failures, len(ERROR_BACKOFF)) - 1]
+
+
+def _store_events(session: Session, shipment: Shipment, transition: Transition, now: datetime) -> None:
+    ignored = {id(item.event): item.reason for item in transition.ignored}
+    for event in transition.new_events:
+        reason = ignored.get(id(event), "")
+        if event.status is ShipmentStatus.UNKNOWN:
+            log.warning("shipment %s (%s): unknown courier code %r (%s) kept in history, status unchanged",
+                        shipment.id, shipment.tracking_number, event.code, event.description)
+        session.add(TrackingEvent(shipment_id=shipment.id, at=event.at, status=event.status, code=event.code,
+                                  description=event.description, location=event.location, recorded_at=now,
+                                  applied=not reason, note=reason))
+
+
+def apply_result(app: App, session: Session, shipment: Shipment, result: TrackingResult, now: datetime) -> str | None:
+    """Apply one courier answer to one shipment; returns the email kind planned, if any."""
+    shipment.claimed_until = None
+    if result.error is not None:
+        return _failed(shipment, result.error, now)
+    shipment.poll_failures, shipment.last_error = 0, ""
+    notify = None
+    if result.found:
+        seen = {
+            (e.at, e.code, e.location)
+            for e in session.execute(select(TrackingEvent).where(TrackingEvent.shipment_id == shipment.id)).scalars()
+        }
+        state = ShipmentState(shipment.status, shipment.last_event_at)
+        transition = advance(state, result.events, seen, now, app.config.notification_horizon)
+        _store_events(session, shipment, transition, now)
+        if transition.cause is not None:
+            shipment.status, shipment.last_event_at = transition.after.status, transition.after.last_event_at
+            shipment.status_code, shipment.status_description = transition.cause.code, transition.cause.description
+            if shipment.status is ShipmentStatus.DELIVERED:
+                shipment.delivered_at = transition.cause.at
+        shipment.estimated_delivery = result.estimated_delivery or shipment.estimated_delivery
+        shipment.signed_by = result.signed_by or shipment.signed_by
+        if transition.notify:
+            order = session.get_one(Order, shipment.order_id)
+            if enqueue(session, app.config, transition.notify, order, now=now, shipment=shipment):
+                notify = transition.notify
+    expired = expire(ShipmentState(shipment.status, shipment.last_event_at), shipment.first_seen_at, now,
+                     app.config.expire_after)
+    if expired is not None:
+        log.info("shipment %s (%s) expired: no news for %s", shipment.id, shipment.tracking_number,
+                 app.config.expire_after)
+        shipment.status = expired.status
+    delay = next_poll_delay(ShipmentState(shipment.status, shipment.last_event_at), now)
+    shipment.next_poll_at = None if delay is None else now + delay
+    session.add(shipment)
+    return notify
+
+
+def _failed(shipment: Shipment, error: CarrierError, now: datetime) -> None:
+    """Keep the shipment exactly as it was; try again later."""
+    shipment.poll_failures += 1
+    shipment.last_error = str(error)
+    delay = AUTH_BACKOFF if isinstance(error, AuthError) else _error_delay(shipment.poll_failures)
+    if error.retry_after:
+        delay = max(delay, timedelta(seconds=error.retry_after))
+    shipment.next_poll_at = now + delay
+    return None
+
+
+async def _fetch(courier: Courier, numbers: list[str], gate: asyncio.Semaphore) -> list[TrackingResult]:
+    async with gate:
+        try:
+            results = await courier.track(numbers)
+        except CarrierError as exc:
+            return [TrackingResult(n, found=False, error=exc) for n in numbers]
+    by_number = {r.tracking_number: r for r in results}
+    missing = CarrierError("the courier's answer left this number out", source=courier.name)
+    return [by_number.get(n) or TrackingResult(n, found=False, error=missing) for n in numbers]
+
+
+def _claim(app: App, now: datetime) -> dict[str, list[tuple[int, str]]]:
+    with Session(app.engine) as session:
+        ids = claim(session, Shipment, due=Shipment.next_poll_at, now=now, lease=LEASE, limit=CLAIM_LIMIT,
+                    where=[Shipment.courier.in_(list(app.couriers)), Shipment.status.not_in(list(FINAL))])
+        rows = session.execute(
+            select(Shipment.id, Shipment.courier, Shipment.tracking_number).where(Shipment.id.in_(ids))
+        ).all()
+        session.commit()
+    work: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for shipment_id, courier, number in rows:
+        work[courier].append((shipment_id, number))
+    return work
+
+
+def _apply_batch(app: App, batch: list[tuple[int, str]], results: list[TrackingResult], now: datetime,
+                 report: PollReport) -> None:
+    with Session(app.engine) as session:
+        for (shipment_id, _number), result in zip(batch, results, strict=True):
+            shipment = session.get_one(Shipment, shipment_id)
+            before = shipment.status
+            if result.error is not None:
+                report.failed += 1
+                report.errors.append(str(result.error))
+            report.emails_planned += apply_result(app, session, shipment, result, now) is not None
+            report.changed += shipment.status != before
+            report.polled += 1
+        session.commit()
+
+
+async def poll_shipments(app: App, now: datetime) -> PollReport:
+    report = PollReport()
+    work = _claim(app, now)
+    jobs, batches = [], []
+    for courier_name, items in work.items():
+        courier = app.couriers[courier_name]
+        gate = asyncio.Semaphore(CONCURRENCY)
+        for start in range(0, len(items), courier.batch_size):
+            batch = items[start:start + courier.batch_size]
+            batches.append(batch)
+            jobs.append(_fetch(courier, [number for _id, number in batch], gate))
+    for batch, results in zip(batches, await asyncio.gather(*jobs), strict=True):
+        errors = {str(r.error) for r in results if r.error is not None}
+        for error in errors:
+            log.error("polling failed, shipments kept as they were and retried later: %s", error)
+        _apply_batch(app, batch, results, now, report)
+    return report
+
+
+def next_poll(app: App) -> datetime | None:
+    with Session(app.engine) as session:
+        return session.execute(
+            select(Shipment.next_poll_at).where(Shipment.next_poll_at.is_not(None),
+                                                Shipment.courier.in_(list(app.couriers)))
+            .order_by(Shipment.next_poll_at).limit(1)
+        ).scalar_one_or_none()

@@ -1,0 +1,63 @@
+"""Read-only listings for the CLI (and later the dashboard): columns, not ORM objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from tracker.config import Config
+from tracker.db import open_db
+from tracker.models import Email, Order, Shipment
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def list_shipments(config: Config, *, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    engine = open_db(config.database_url)
+    emails = (
+        select(Email.shipment_id, func.count().label("n")).where(Email.state == "sent").group_by(Email.shipment_id)
+    ).subquery()
+    query = (
+        select(Shipment.id, Order.number, Order.external_id, Shipment.courier, Shipment.tracking_number,
+               Shipment.status, Shipment.last_event_at, Shipment.estimated_delivery, Shipment.delivered_at,
+               Shipment.tracking_url, Shipment.last_error, func.coalesce(emails.c.n, 0))
+        .join(Order, Order.id == Shipment.order_id)
+        .outerjoin(emails, emails.c.shipment_id == Shipment.id)
+        .order_by(Shipment.id.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(Shipment.status == status)
+    with Session(engine) as session:
+        rows = session.execute(query).all()
+    engine.dispose()
+    keys = ["id", "order", "order_id", "courier", "tracking_number", "status", "last_event_at",
+            "estimated_delivery", "delivered_at", "tracking_url", "error", "emails"]
+    return [{k: _iso(v) for k, v in zip(keys, row, strict=True)} for row in rows]
+
+
+def list_emails(config: Config, *, kind: str | None = None, state: str | None = None,
+                limit: int = 50) -> list[dict[str, Any]]:
+    engine = open_db(config.database_url)
+    query = (
+        select(Email.id, Email.kind, Email.state, Email.to_address, Order.number, Shipment.tracking_number,
+               Email.due_at, Email.sent_at, Email.attempts, Email.message_id, Email.last_error)
+        .join(Order, Order.id == Email.order_id)
+        .outerjoin(Shipment, Shipment.id == Email.shipment_id)
+        .order_by(Email.id.desc())
+        .limit(limit)
+    )
+    if kind:
+        query = query.where(Email.kind == kind)
+    if state:
+        query = query.where(Email.state == state)
+    with Session(engine) as session:
+        rows = session.execute(query).all()
+    engine.dispose()
+    keys = ["id", "kind", "state", "to", "order", "tracking_number", "due_at", "sent_at", "attempts",
+            "message_id", "error"]
+    return [{k: _iso(v) for k, v in zip(keys, row, strict=True)} for row in rows]

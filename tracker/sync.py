@@ -1,0 +1,159 @@
+"""The sync_orders job: read each marketplace feed since its cursor and upsert what it says.
+
+Reading a page twice is harmless (upserts keyed on the marketplace's ids), the network call happens with no
+transaction open, and the cursor only advances in the transaction that stored the orders.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from carriers import resolve_courier
+from carriers.base import CarrierError, Marketplace, OrderRecord, ShipmentRecord
+from emails.outbox import cancel_for_order, enqueue
+from tracker.app import App
+from tracker.models import Customer, FeedCursor, Order, OrderLine, OrderState, Shipment
+
+log = logging.getLogger("trackmail.sync")
+OVERLAP = timedelta(minutes=10)  # re-read a little of the past: feeds are not always read-your-writes
+
+
+@dataclass
+class SyncReport:
+    orders_new: int = 0
+    orders_updated: int = 0
+    shipments_new: int = 0
+    cancelled: int = 0
+    emails_planned: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _customer(session: Session, marketplace: str, record: OrderRecord) -> Customer:
+    customer = session.execute(
+        select(Customer).where(Customer.marketplace == marketplace, Customer.external_id == record.customer_id)
+    ).scalar_one_or_none()
+    if customer is None:
+        customer = Customer(marketplace=marketplace, external_id=record.customer_id, email=record.customer_email,
+                            name=record.customer_name)
+        session.add(customer)
+    customer.email = record.customer_email
+    customer.name = record.customer_name
+    customer.locale = record.customer_locale
+    customer.marketing_consent = record.marketing_consent
+    session.flush()
+    return customer
+
+
+def _lines(session: Session, order: Order, record: OrderRecord) -> None:
+    existing = {
+        line.line_key: line
+        for line in session.execute(select(OrderLine).where(OrderLine.order_id == order.id)).scalars()
+    }
+    for item in record.lines:
+        line = existing.get(item.key) or OrderLine(order_id=order.id, line_key=item.key, title=item.title,
+                                                   quantity=item.quantity, unit_price=item.unit_price)
+        line.title, line.quantity, line.unit_price = item.title, item.quantity, item.unit_price
+        line.sku, line.product_id = item.sku, item.product_id
+        line.image_url, line.product_url = item.image_url, item.product_url
+        session.add(line)
+
+
+def _shipment(app: App, session: Session, order: Order, item: ShipmentRecord, now: datetime) -> Shipment | None:
+    """Store a new fulfillment; None if we already had it."""
+    found = session.execute(
+        select(Shipment).where(Shipment.order_id == order.id, Shipment.tracking_number == item.tracking_number)
+    ).scalar_one_or_none()
+    if found is not None:
+        return None
+    courier = resolve_courier(item.courier_name, item.tracking_number, app.config.couriers)
+    shipment = Shipment(order_id=order.id, courier=courier or "", courier_name=item.courier_name,
+                        tracking_number=item.tracking_number, shipped_at=item.shipped_at, first_seen_at=now,
+                        tracking_url=item.tracking_url, next_poll_at=now if courier else None)
+    if courier is None:
+        shipment.last_error = f"no courier account matches {item.courier_name!r}; add one under [couriers]"
+        log.warning("order %s: %s", order.number, shipment.last_error)
+    elif not shipment.tracking_url and courier in app.couriers:
+        shipment.tracking_url = app.couriers[courier].tracking_url(item.tracking_number)
+    session.add(shipment)
+    session.flush()
+    return shipment
+
+
+def upsert_order(app: App, session: Session, account: str, record: OrderRecord, connected_at: datetime,
+                 now: datetime, report: SyncReport) -> None:
+    shop = app.config.marketplaces[account].shop
+    customer = _customer(session, account, record)
+    order = session.execute(
+        select(Order).where(Order.marketplace == account, Order.external_id == record.external_id)
+    ).scalar_one_or_none()
+    is_new = order is None
+    if order is None:
+        order = Order(marketplace=account, shop=shop, external_id=record.external_id, number=record.number,
+                      customer_id=customer.id, created_at=record.created_at, updated_at=record.updated_at,
+                      currency=record.currency, total=record.total, notify=record.created_at >= connected_at)
+    order.number, order.currency, order.total = record.number, record.currency, record.total
+    order.updated_at, order.country = record.updated_at, record.shipping_address.country
+    session.add(order)
+    session.flush()
+    _lines(session, order, record)
+    fresh = now - app.config.notification_horizon
+    if is_new:
+        report.orders_new += 1
+        if record.created_at >= fresh and not record.cancelled:
+            report.emails_planned += enqueue(session, app.config, "order_confirmation", order, now=now)
+    else:
+        report.orders_updated += 1
+    if record.cancelled and order.state is not OrderState.CANCELLED:
+        order.state = OrderState.CANCELLED
+        cancel_for_order(session, order, now)
+        report.cancelled += 1
+    for item in record.shipments:
+        shipment = _shipment(app, session, order, item, now)
+        if shipment is None:
+            continue
+        report.shipments_new += 1
+        if item.shipped_at >= fresh:
+            report.emails_planned += enqueue(session, app.config, "shipment_confirmation", order, now=now,
+                                             shipment=shipment)
+
+
+def _cursor(app: App, account: str, now: datetime) -> FeedCursor:
+    with Session(app.engine) as session:
+        cursor = session.get(FeedCursor, account)
+        if cursor is None:
+            lookback = app.lookback(account)
+            cursor = FeedCursor(marketplace=account, connected_at=now, cursor=now - lookback, updated_at=now)
+            session.add(cursor)
+            session.commit()
+            log.info("%s: connected; importing %s of history without emailing anybody", account, lookback)
+        session.refresh(cursor)
+        session.expunge(cursor)
+        return cursor
+
+
+async def sync_account(app: App, account: str, feed: Marketplace, now: datetime, report: SyncReport) -> None:
+    cursor = _cursor(app, account, now)
+    batch = await feed.changes(cursor.cursor - OVERLAP)
+    with Session(app.engine) as session:
+        for record in batch.orders:
+            upsert_order(app, session, account, record, cursor.connected_at, now, report)
+        stored = session.get_one(FeedCursor, account)
+        stored.cursor = max(stored.cursor, batch.cursor)
+        stored.updated_at = now
+        session.commit()
+
+
+async def sync_orders(app: App, now: datetime) -> SyncReport:
+    report = SyncReport()
+    for account, feed in app.marketplaces.items():
+        try:
+            await sync_account(app, account, feed, now, report)
+        except CarrierError as exc:
+            log.error("sync %s failed, will retry next run: %s", account, exc)
+            report.errors.append(str(exc))
+    return report
