@@ -7,7 +7,7 @@ one big `changes()` window return exactly what many small windows return togethe
 nothing with the shop: a tracking number carries its label time, destination city and country, and the
 journey is replayed from `random.Random(f"{seed}:{number}")`.
 
-Tracking numbers look like ``SB2961234504273DE``: ``SB``, the label time in minutes since the Unix epoch
+Tracking numbers look like ``SB2901369252465DE``: ``SB``, the label time in minutes since the Unix epoch
 (8 digits), the destination city's index (1 digit), a parcel serial (3 digits), a mod-11 check digit in the
 style of UPU S10 numbers, and the destination country (ISO 3166-1 alpha-2).
 """
@@ -18,7 +18,7 @@ import functools
 import math
 import random
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -33,12 +33,11 @@ from carriers.base import (
     ShipmentRecord,
     TrackingResult,
 )
+from tracker.clock import Clock
 from tracker.status import ShipmentStatus
 
 if TYPE_CHECKING:
     from tracker.config import AccountSettings
-
-Clock = Callable[[], datetime]  # returns aware UTC datetimes
 
 COURIER_NAME = "sandbox"  # the courier account the shop's shipments name
 SHOP_OPENED = date(2020, 1, 1)  # no orders before this day, so order numbers stay small and positive
@@ -290,8 +289,9 @@ def _customer(seed: int, index: int, taken: set[str]) -> Customer:
     country = rng.choices(list(COUNTRIES.values()), weights=[c.weight for c in COUNTRIES.values()])[0]
     firsts, lasts = NAMES[country.locale]
     first, last = rng.choice(firsts), rng.choice(lasts)
-    f, l = _ascii(first), _ascii(last)
-    local = rng.choice((f"{f}.{l}", f"{f}{l}", f"{f[0]}{l}", f"{f}.{l}{rng.randrange(60, 100)}", f"{l}.{f}"))
+    given, family = _ascii(first), _ascii(last)
+    local = rng.choice((f"{given}.{family}", f"{given}{family}", f"{given[0]}{family}",
+                        f"{given}.{family}{rng.randrange(60, 100)}", f"{family}.{given}"))
     email = f"{local}@{rng.choice(EMAIL_DOMAINS)}"
     if email in taken:  # shops key customers by email: two namesakes must not merge
         email = f"{local}.{index}@{email.split('@')[1]}"
@@ -356,7 +356,8 @@ def _shipments(rng: random.Random, settings: SandboxSettings, order_number: int,
         shipped_at = start + timedelta(minutes=delay)
         number = make_tracking_number(shipped_at, customer.address.country, customer.city_index,
                                       order_number * 2 + parcel)
-        shipments.append(ShipmentRecord(number, COURIER_NAME, shipped_at, settings.tracking_base_url + number))
+        url = settings.tracking_base_url + number
+        shipments.append(ShipmentRecord(number, COURIER_NAME, shipped_at, url))
     return tuple(shipments)
 
 
@@ -552,7 +553,8 @@ def _last_mile(rng: random.Random, trail: _Trail, scenario: str) -> None:
         day = _working_day(day + timedelta(days=1))
         trail.estimate(day)
         trail.scan("OD", here, at=trail.local_time(day, 7 * 60 + 30, 10 * 60, rng))
-    trail.scan("DL", here, after=timedelta(minutes=rng.randint(60, 420)), description=rng.choice(DELIVERED_NOTES))
+    minutes = rng.randint(60, 420)
+    trail.scan("DL", here, after=timedelta(minutes=minutes), description=rng.choice(DELIVERED_NOTES))
 
 
 def _return_to_sender(rng: random.Random, trail: _Trail) -> None:

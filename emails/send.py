@@ -69,7 +69,7 @@ class Sender(Protocol):
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Readers see the whole file or none, and a rewrite after a crash replaces rather than doubles."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
