@@ -52,9 +52,15 @@ def enqueue(
     now: datetime,
     shipment: Shipment | None = None,
     due_at: datetime | None = None,
+    notify: bool | None = None,
 ) -> bool:
-    """Plan one email in the caller's transaction. True if it is new; planning it again does nothing."""
-    if kind not in config.emails.enabled or not order.notify or order.state is OrderState.CANCELLED:
+    """Plan one email in the caller's transaction. True if it is new; planning it again does nothing.
+
+    History imported when a shop was connected emails nobody: `notify` defaults to the shipment's (or the
+    order's) flag."""
+    if notify is None:
+        notify = shipment.notify if shipment is not None else order.notify
+    if kind not in config.emails.enabled or not notify or order.state is OrderState.CANCELLED:
         return False
     customer = session.get_one(Customer, order.customer_id)
     key = idempotency_key(kind, order, shipment)

@@ -25,6 +25,7 @@ from tracker.models import Setting
 
 log = logging.getLogger("trackmail.daemon")
 CLOCK_KEY = "scaled_clock"
+MIN_TICK = 0.25  # seconds; a sped-up clock divides the schedule's intervals down to this at most
 
 
 def make_clock(config: Config, engine: Any) -> Clock:
@@ -99,7 +100,7 @@ async def _serve_forever(app: App) -> None:
     for job in JOBS:
         every = getattr(app.config.schedule, job.name) / speed
         scheduler.add_job(_run_job, "interval", args=(app, job, lock), id=job.name,
-                          seconds=max(every.total_seconds(), 1.0), next_run_time=datetime.now(UTC),
+                          seconds=max(every.total_seconds(), MIN_TICK), next_run_time=datetime.now(UTC),
                           max_instances=1, coalesce=True, misfire_grace_time=None)
     scheduler.start()
     log.info("trackmail running: %d marketplace and %d courier accounts, clock %s; Ctrl-C to stop",

@@ -42,12 +42,13 @@ def plan_followups(app: App, now: datetime) -> int:
             order = session.get_one(Order, order_id)
             delivered = [s.delivered_at for s in shipments if s.status is ShipmentStatus.DELIVERED and s.delivered_at]
             returned = any(s.status is ShipmentStatus.RETURNED for s in shipments)
-            if delivered and not returned and order.state is OrderState.OPEN:
+            live = order.notify or any(s.notify for s in shipments)  # not only history from before connecting
+            if delivered and live and not returned and order.state is OrderState.OPEN:
                 last = max(delivered)
                 for kind, delay in steps:
                     due = last + delay
                     if now - due <= app.config.notification_horizon:  # not already stale
-                        planned += enqueue(session, app.config, kind, order, now=now, due_at=due)
+                        planned += enqueue(session, app.config, kind, order, now=now, due_at=due, notify=live)
             session.execute(update(Shipment).where(Shipment.order_id == order_id).values(followups_planned=True))
         session.commit()
     return planned

@@ -112,6 +112,8 @@ class Shipment(SQLModel, table=True):
     poll_failures: int = 0
     last_error: str = ""
     followups_planned: bool = False
+    # False for a parcel that shipped before its shop was connected: history, it emails nobody.
+    notify: bool = True
 
 
 class TrackingEvent(SQLModel, table=True):

@@ -63,7 +63,8 @@ def _lines(session: Session, order: Order, record: OrderRecord) -> None:
         session.add(line)
 
 
-def _shipment(app: App, session: Session, order: Order, item: ShipmentRecord, now: datetime) -> Shipment | None:
+def _shipment(app: App, session: Session, order: Order, item: ShipmentRecord, connected_at: datetime,
+              now: datetime) -> Shipment | None:
     """Store a new fulfillment; None if we already had it."""
     found = session.execute(
         select(Shipment).where(Shipment.order_id == order.id, Shipment.tracking_number == item.tracking_number)
@@ -73,7 +74,8 @@ def _shipment(app: App, session: Session, order: Order, item: ShipmentRecord, no
     courier = resolve_courier(item.courier_name, item.tracking_number, app.config.couriers)
     shipment = Shipment(order_id=order.id, courier=courier or "", courier_name=item.courier_name,
                         tracking_number=item.tracking_number, shipped_at=item.shipped_at, first_seen_at=now,
-                        tracking_url=item.tracking_url, next_poll_at=now if courier else None)
+                        tracking_url=item.tracking_url, next_poll_at=now if courier else None,
+                        notify=item.shipped_at >= connected_at)
     if courier is None:
         shipment.last_error = f"no courier account matches {item.courier_name!r}; add one under [couriers]"
         log.warning("order %s: %s", order.number, shipment.last_error)
@@ -113,7 +115,7 @@ def upsert_order(app: App, session: Session, account: str, record: OrderRecord, 
         cancel_for_order(session, order, now)
         report.cancelled += 1
     for item in record.shipments:
-        shipment = _shipment(app, session, order, item, now)
+        shipment = _shipment(app, session, order, item, connected_at, now)
         if shipment is None:
             continue
         report.shipments_new += 1
@@ -130,7 +132,7 @@ def _cursor(app: App, account: str, now: datetime) -> FeedCursor:
             cursor = FeedCursor(marketplace=account, connected_at=now, cursor=now - lookback, updated_at=now)
             session.add(cursor)
             session.commit()
-            log.info("%s: connected; importing %s of history without emailing anybody", account, lookback)
+            log.info("%s: connected; importing %d days of history without emailing anybody", account, lookback.days)
         session.refresh(cursor)
         session.expunge(cursor)
         return cursor
