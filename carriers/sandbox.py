@@ -192,7 +192,7 @@ PRODUCTS: tuple[tuple[str, str, int], ...] = (
     ("cotton-napkins", "Cotton Napkins, Set of 6", 29), ("salt-pepper-mills", "Salt & Pepper Mill Set", 54),
     ("recipe-journal", "Recipe Journal", 19), ("french-press", "French Press, 8 Cup", 39),
 )
-PRICE_RATES = {"EUR": Decimal("1"), "USD": Decimal("1.10"), "GBP": Decimal("0.86")}
+PRICE_RATES = {"EUR": Decimal(1), "USD": Decimal("1.10"), "GBP": Decimal("0.86")}
 HOUR_WEIGHTS = (1, 1, 1, 1, 1, 2, 3, 4, 5, 6, 6, 6, 7, 7, 7, 7, 8, 9, 10, 10, 9, 7, 4, 2)  # by UTC hour
 CENT = Decimal("0.01")
 
@@ -327,8 +327,8 @@ def _orders_before(settings: SandboxSettings, days: int) -> int:
 
 def _price(eur: int, currency: str) -> Decimal:
     """Shop prices end in .99 in every currency."""
-    rate = PRICE_RATES.get(currency, Decimal("1"))
-    return (Decimal(eur) * rate).quantize(Decimal("1")) - CENT
+    rate = PRICE_RATES.get(currency, Decimal(1))
+    return (Decimal(eur) * rate).quantize(Decimal(1)) - CENT
 
 
 def _lines(rng: random.Random, order_number: int, currency: str) -> tuple[LineRecord, ...]:
@@ -377,7 +377,7 @@ def _order(rng: random.Random, settings: SandboxSettings, number: int, created: 
         shipments = _shipments(rng, settings, number, created, customer, split)
     record = OrderRecord(
         external_id=f"sb-order-{number}", number=f"#{number}", created_at=created, updated_at=created,
-        currency=currency, total=sum((l.unit_price * l.quantity for l in lines), Decimal("0.00")),
+        currency=currency, total=sum((line.unit_price * line.quantity for line in lines), Decimal("0.00")),
         customer_id=customer.id, customer_email=customer.email, customer_name=customer.name,
         customer_locale=customer.locale, marketing_consent=customer.marketing_consent, lines=lines,
         shipping_address=customer.address)
@@ -563,7 +563,7 @@ def _return_to_sender(rng: random.Random, trail: _Trail) -> None:
 
 
 def _pick_scenario(rng: random.Random) -> str:
-    names, shares = zip(*SCENARIOS)
+    names, shares = zip(*SCENARIOS, strict=True)
     return rng.choices(names, weights=shares)[0]
 
 

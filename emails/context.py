@@ -152,9 +152,9 @@ def sample_context(kind: str, shop: ShopSettings, now: datetime | None = None) -
     status = SAMPLE_STATUS.get(kind)
     if status is not None:
         shipment = Shipment(order_id=1, courier="sandbox", courier_name="Sandbox Express",
-                            tracking_number="SB2934712020417", shipped_at=placed + timedelta(hours=6),
+                            tracking_number="SB2901369252465DE", shipped_at=placed + timedelta(hours=6),
                             first_seen_at=placed, status=status, estimated_delivery=date(2026, 11, 25),
-                            tracking_url="https://track.example.com/sandbox/SB2934712020417",
+                            tracking_url="https://track.example.com/sandbox/SB2901369252465DE",
                             delivered_at=now if status is ShipmentStatus.DELIVERED else None)
         events = [
             TrackingEvent(shipment_id=1, at=placed + timedelta(hours=7), status=ShipmentStatus.INFO_RECEIVED,

@@ -32,7 +32,7 @@ class TemplateError(Exception):
         super().__init__(f"{where}: {problem}")
 
 
-def format_money(amount: Decimal | float | int, currency: str) -> str:
+def format_money(amount: Decimal | float, currency: str) -> str:
     value = Decimal(str(amount)).quantize(Decimal("0.01"))
     symbol = CURRENCY_SYMBOLS.get(currency.upper())
     return f"{symbol}{value:,}" if symbol else f"{value:,} {currency.upper()}"

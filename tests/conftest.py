@@ -1,4 +1,4 @@
-"""Shared fixtures: the bundled config pointed at a temporary database and outbox, (row factories: tests/factories.py)."""
+"""Shared fixtures: the bundled config pointed at a temporary database and outbox (rows: tests/factories.py)."""
 
 from __future__ import annotations
 

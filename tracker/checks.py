@@ -14,18 +14,14 @@ def check(config: Config) -> tuple[list[str], list[str]]:
     """(problems, notes): every template of every shop rendered with sample data, every account built."""
     problems: list[str] = []
     notes = [f"config {config.path} is valid"]
-    for name, account in config.marketplaces.items():
-        try:
-            build_marketplace(account, system_clock)
-            notes.append(f"marketplace {name} ({account.type}) is configured")
-        except ConfigError as exc:
-            problems.append(str(exc))
-    for name, account in config.couriers.items():
-        try:
-            build_courier(account, system_clock)
-            notes.append(f"courier {name} ({account.type}) is configured")
-        except ConfigError as exc:
-            problems.append(str(exc))
+    accounts = [("marketplace", build_marketplace, config.marketplaces), ("courier", build_courier, config.couriers)]
+    for what, build, configured in accounts:
+        for name, account in configured.items():
+            try:
+                build(account, system_clock)
+                notes.append(f"{what} {name} ({account.type}) is configured")
+            except ConfigError as exc:
+                problems.append(str(exc))
     for key, shop in config.shops.items():
         renderer = Renderer(shop.templates_dir)
         failed = 0

@@ -87,7 +87,8 @@ def cmd_emails(args: argparse.Namespace) -> int:
     from tracker.queries import list_emails
 
     rows = list_emails(_load(args), kind=args.kind, state=args.state, limit=args.limit)
-    _print_rows(rows, ["id", "kind", "state", "to", "order", "tracking_number", "due_at", "sent_at", "error"], args.json)
+    columns = ["id", "kind", "state", "to", "order", "tracking_number", "due_at", "sent_at", "error"]
+    _print_rows(rows, columns, args.json)
     return 0
 
 

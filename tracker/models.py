@@ -30,7 +30,7 @@ class UTCDateTime(TypeDecorator):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-def Time(**kwargs: object):  # noqa: N802 - reads like a type in the table definitions
+def Time(**kwargs: object):
     return Field(sa_type=UTCDateTime, **kwargs)
 
 

@@ -101,7 +101,6 @@ def _failed(shipment: Shipment, error: CarrierError, now: datetime) -> None:
     if error.retry_after:
         delay = max(delay, timedelta(seconds=error.retry_after))
     shipment.next_poll_at = now + delay
-    return None
 
 
 async def _fetch(courier: Courier, numbers: list[str], gate: asyncio.Semaphore) -> list[TrackingResult]:

@@ -29,7 +29,7 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {problem}")
 
 
-def parse_duration(text: str | int | float) -> timedelta:
+def parse_duration(text: str | float) -> timedelta:
     """'90s', '30m', '48h', '7d', '2w', or a number of seconds."""
     if isinstance(text, bool):
         raise ValueError("expected a duration like '30m', '48h' or '7d'")

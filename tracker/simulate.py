@@ -7,7 +7,6 @@ merchant previews their flows with it, and the tests drive the whole pipeline th
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,6 +102,8 @@ async def simulate(
             clock.set(max(min(due), now + MIN_STEP))
     finally:
         await app.aclose()
+    if seed is None:  # report the seed the sandbox actually used
+        seed = next(iter(config.marketplaces.values())).section.data.get("seed")
     summary = _summarise(app, start, end, seed, sent, steps, errors)
     engine.dispose()
     return summary

@@ -7,7 +7,6 @@ import re
 import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 
@@ -83,7 +82,7 @@ def busy_orders() -> Orders:
 def journeys(busy_orders: Orders) -> dict[str, TrackingResult]:
     """About 2,000 parcels, tracked 30 days after the last one shipped."""
     numbers = numbers_of(busy_orders)
-    return dict(zip(numbers, track(BUSY, numbers, LATER)))
+    return dict(zip(numbers, track(BUSY, numbers, LATER), strict=True))
 
 
 # ── Protocols and determinism ─────────────────────────────────────────────────────────────────────────────
@@ -121,7 +120,7 @@ def test_a_different_seed_gives_a_different_shop_and_different_journeys() -> Non
     later = now + timedelta(days=10)
     ours_tracked = track(SandboxSettings(seed=11), numbers, later)
     theirs_tracked = track(SandboxSettings(seed=12), numbers, later)
-    differing = sum(a.events != b.events for a, b in zip(ours_tracked, theirs_tracked))
+    differing = sum(a.events != b.events for a, b in zip(ours_tracked, theirs_tracked, strict=True))
     assert differing > len(numbers) // 2
 
 

@@ -108,13 +108,15 @@ def test_a_missing_environment_variable_is_named_and_no_value_leaks(tmp_path, mo
 
 
 def test_a_sped_up_clock_is_refused_once_real_accounts_are_connected(tmp_path):
-    text = "[trackmail]\nclock_speed = 100\n" + MINIMAL.replace('type = "sandbox"\n\n[couriers', 'type = "shopify"\n\n[couriers')
+    real_shop = MINIMAL.replace('type = "sandbox"\n\n[couriers', 'type = "shopify"\n\n[couriers')
+    text = "[trackmail]\nclock_speed = 100\n" + real_shop
     err = error_for(tmp_path, text)
     assert err.key == "trackmail.clock_speed"
 
 
 def test_an_unknown_adapter_type_is_reported_by_check_with_exit_code_1(tmp_path, capsys):
-    path = write(tmp_path, MINIMAL.replace('[couriers.sandbox]\ntype = "sandbox"', '[couriers.sandbox]\ntype = "pigeon"'))
+    pigeon = MINIMAL.replace('[couriers.sandbox]\ntype = "sandbox"', '[couriers.sandbox]\ntype = "pigeon"')
+    path = write(tmp_path, pigeon)
     assert main(["--config", str(path), "check"]) == 1
     assert "couriers.sandbox.type: unknown courier type 'pigeon'" in capsys.readouterr().err
 

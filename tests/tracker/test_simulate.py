@@ -62,7 +62,7 @@ def test_each_delivered_parcel_of_a_live_order_got_its_delivered_email(thirty_da
     with Session(engine) as session:
         delivered = set(session.execute(
             select(Shipment.id).join(Order, Order.id == Shipment.order_id)
-            .where(Shipment.status == ShipmentStatus.DELIVERED, Order.state == OrderState.OPEN, Order.notify)
+            .where(Shipment.status == ShipmentStatus.DELIVERED, Order.state == OrderState.OPEN, Shipment.notify)
         ).scalars())
         emailed = set(session.execute(
             select(Email.shipment_id).where(Email.kind == "delivered", Email.state == EmailState.SENT)
