@@ -1,0 +1,162 @@
+"""The shared HTTP layer: retries what may pass later, never retries a refusal, and names what went wrong."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+import respx
+
+from carriers.base import AuthError, ResponseError, TransientError
+from carriers.http import Http, Limits, OAuthToken, RetryPolicy, make_client, parse_json, with_token
+
+BASE = "https://courier.test"
+
+
+class Sleeps:
+    """Records the waits the retry policy asks for instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def http(sleeps: Sleeps, **limits) -> Http:
+    return Http("acme", make_client(BASE), Limits(per_second=1000, **limits), RetryPolicy(sleep=sleeps))
+
+
+def get(client: Http, **kwargs) -> httpx.Response:
+    async def call():
+        try:
+            return await client.request("GET", "/track/1", **kwargs)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(call())
+
+
+@respx.mock
+def test_a_5xx_then_success_is_retried_with_backoff():
+    route = respx.get(f"{BASE}/track/1").mock(side_effect=[httpx.Response(503), httpx.Response(502),
+                                                           httpx.Response(200, json={"ok": True})])
+    sleeps = Sleeps()
+    assert get(http(sleeps)).json() == {"ok": True}
+    assert route.call_count == 3
+    assert sleeps.waits == [0.5, 1.0]
+
+
+@respx.mock
+def test_a_429_waits_for_retry_after():
+    respx.get(f"{BASE}/track/1").mock(side_effect=[httpx.Response(429, headers={"Retry-After": "7"}),
+                                                   httpx.Response(200, json={})])
+    sleeps = Sleeps()
+    get(http(sleeps))
+    assert sleeps.waits == [7.0]
+
+
+@respx.mock
+def test_a_long_retry_after_goes_back_to_the_poller_instead_of_blocking():
+    route = respx.get(f"{BASE}/track/1").mock(return_value=httpx.Response(429, headers={"Retry-After": "3600"},
+                                                                          text="quota"))
+    with pytest.raises(TransientError) as caught:
+        get(http(Sleeps()))
+    assert route.call_count == 1
+    assert caught.value.retry_after == 3600 and caught.value.status_code == 429
+
+
+@respx.mock
+def test_retries_end_with_the_last_error_and_its_excerpt():
+    respx.get(f"{BASE}/track/1").mock(return_value=httpx.Response(500, text="<html><h1>Oops</h1></html>"))
+    with pytest.raises(TransientError) as caught:
+        get(http(Sleeps()), tracking_number="1Z999")
+    message = str(caught.value)
+    assert "acme" in message and "1Z999" in message and "HTTP 500" in message and "Oops" in message
+
+
+@respx.mock
+def test_auth_errors_are_not_retried():
+    route = respx.get(f"{BASE}/track/1").mock(return_value=httpx.Response(401, json={"error": "bad key"}))
+    with pytest.raises(AuthError):
+        get(http(Sleeps()))
+    assert route.call_count == 1
+
+
+@respx.mock
+def test_an_unexpected_4xx_is_a_response_error_unless_the_caller_reads_it():
+    respx.get(f"{BASE}/track/1").mock(return_value=httpx.Response(404, json={"title": "No shipment"}))
+    with pytest.raises(ResponseError):
+        get(http(Sleeps()))
+    assert get(http(Sleeps()), ok=frozenset({404})).status_code == 404
+
+
+@respx.mock
+def test_timeouts_and_refused_connections_are_transient():
+    respx.get(f"{BASE}/track/1").mock(side_effect=[httpx.ConnectTimeout("slow"), httpx.ConnectError("refused"),
+                                                   httpx.ReadTimeout("slow")])
+    with pytest.raises(TransientError, match="timed out"):
+        get(http(Sleeps()))
+
+
+def test_an_html_page_where_json_was_expected_is_named():
+    response = httpx.Response(200, text="<!DOCTYPE html><title>Maintenance</title>",
+                              headers={"content-type": "text/html"})
+    with pytest.raises(ResponseError, match="expected JSON, got text/html.*Maintenance"):
+        parse_json(response, "acme")
+
+
+@respx.mock
+def test_the_daily_budget_is_never_exceeded():
+    respx.get(f"{BASE}/track/1").mock(return_value=httpx.Response(200, json={}))
+    client = http(Sleeps(), per_day=2)
+
+    async def three():
+        await client.request("GET", "/track/1")
+        await client.request("GET", "/track/1")
+        with pytest.raises(TransientError, match="daily budget of 2") as caught:
+            await client.request("GET", "/track/1")
+        assert 0 < caught.value.retry_after <= 86400
+
+    asyncio.run(three())
+
+
+def test_a_token_is_fetched_once_reused_and_refreshed_before_it_expires():
+    now = [0.0]
+    fetched = []
+
+    async def fetch():
+        fetched.append(now[0])
+        return f"token-{len(fetched)}", 3600.0
+
+    token = OAuthToken(fetch, margin=60, clock=lambda: now[0])
+
+    async def scenario():
+        assert await token.get() == "token-1"
+        now[0] = 3500
+        assert await token.get() == "token-1"
+        now[0] = 3541
+        assert await token.get() == "token-2"
+
+    asyncio.run(scenario())
+    assert fetched == [0.0, 3541]
+
+
+def test_a_401_refreshes_the_token_once_and_retries():
+    tokens = iter(["stale", "fresh"])
+
+    async def fetch():
+        return next(tokens), 3600.0
+
+    token = OAuthToken(fetch)
+    used = []
+
+    async def call(bearer: str) -> httpx.Response:
+        used.append(bearer)
+        if bearer == "stale":
+            raise AuthError("expired", source="acme", status_code=401)
+        return httpx.Response(200)
+
+    assert asyncio.run(with_token(token, call)).status_code == 200
+    assert used == ["stale", "fresh"]
