@@ -161,10 +161,12 @@ class FeedBatch:
 
 @runtime_checkable
 class Courier(Protocol):
-    """A courier account. `track` takes up to `batch_size` numbers and answers for each of them."""
+    """A courier account. `track` takes up to `batch_size` numbers and answers for each of them, in order;
+    the poller keeps at most `concurrency` calls of one account in flight."""
 
     name: str
     batch_size: int
+    concurrency: int
 
     async def track(self, numbers: Sequence[str]) -> list[TrackingResult]: ...
 

@@ -586,6 +586,7 @@ class SandboxCourier:
     """A courier account, simulated: answers for any sandbox number from the number alone."""
 
     batch_size = 50
+    concurrency = 4
 
     def __init__(self, name: str, settings: SandboxSettings, clock: Clock) -> None:
         self.name = name

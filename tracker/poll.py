@@ -25,7 +25,6 @@ from tracker.status import FINAL, ShipmentState, ShipmentStatus, Transition, adv
 log = logging.getLogger("trackmail.poll")
 LEASE = timedelta(minutes=10)
 CLAIM_LIMIT = 1000
-CONCURRENCY = 4  # batches in flight per courier account
 ERROR_BACKOFF = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
 AUTH_BACKOFF = timedelta(hours=1)
 
@@ -149,7 +148,7 @@ async def poll_shipments(app: App, now: datetime) -> PollReport:
     jobs, batches = [], []
     for courier_name, items in work.items():
         courier = app.couriers[courier_name]
-        gate = asyncio.Semaphore(CONCURRENCY)
+        gate = asyncio.Semaphore(courier.concurrency)
         for start in range(0, len(items), courier.batch_size):
             batch = items[start:start + courier.batch_size]
             batches.append(batch)
