@@ -149,14 +149,22 @@ class OrderRecord:
     shipments: tuple[ShipmentRecord, ...] = ()
     shipping_address: AddressRecord = field(default_factory=AddressRecord)
     cancelled: bool = False
+    refunded: bool = False  # fully refunded
+    discount_codes: tuple[str, ...] = ()  # codes used on the order (coupon redemptions)
 
 
 @dataclass(frozen=True, slots=True)
 class FeedBatch:
-    """Orders changed since a cursor, and the cursor to store once they are safely in the database."""
+    """Orders changed since a cursor, and the cursor to store once they are safely in the database.
+
+    Real feeds set `cursor` to the newest `updated_at` they returned (or keep `since` when nothing changed), so
+    a clock difference between the shop and us never skips an order; the sync job re-reads a small overlap.
+    `problems` are records the feed could not read (e.g. a bad row of an order file): reported, kept aside,
+    and never stop the good records from being imported."""
 
     orders: tuple[OrderRecord, ...]
     cursor: datetime
+    problems: tuple[str, ...] = ()
 
 
 @runtime_checkable
