@@ -36,6 +36,8 @@ def skip_reason(
         return f"{email.kind} emails are switched off in config"
     if order.state is OrderState.CANCELLED:
         return "the order was cancelled"
+    if email.shipment_id is not None and shipment is not None and not shipment.notify:
+        return "the shop no longer lists this parcel"
     if email.kind not in MARKETING_KINDS:
         return None
     if not customer.marketing_consent:

@@ -67,6 +67,7 @@ class Order(SQLModel, table=True):
     currency: str
     total: Decimal = Field(sa_column=money_column())
     state: OrderState = OrderState.OPEN
+    refunded: bool = False
     # False for history imported when an account is first connected: such orders never email anybody.
     notify: bool = True
     country: str = ""

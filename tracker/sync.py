@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from carriers import resolve_courier
@@ -31,6 +31,7 @@ class SyncReport:
     cancelled: int = 0
     emails_planned: int = 0
     errors: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # records a feed could not read, kept aside
 
 
 def _customer(session: Session, marketplace: str, record: OrderRecord) -> Customer:
@@ -86,6 +87,16 @@ def _shipment(app: App, session: Session, order: Order, item: ShipmentRecord, co
     return shipment
 
 
+def _stop_polling(session: Session, order: Order, keep: list[str], reason: str) -> None:
+    """Shipments the shop dropped (a corrected tracking number, a cancelled order) keep their history but are
+    no longer polled and cause no more emails."""
+    session.execute(
+        update(Shipment)
+        .where(Shipment.order_id == order.id, Shipment.tracking_number.not_in(keep), Shipment.next_poll_at.is_not(None))
+        .values(next_poll_at=None, notify=False, last_error=reason)
+    )
+
+
 def upsert_order(app: App, session: Session, account: str, record: OrderRecord, connected_at: datetime,
                  now: datetime, report: SyncReport) -> None:
     shop = app.config.marketplaces[account].shop
@@ -100,6 +111,7 @@ def upsert_order(app: App, session: Session, account: str, record: OrderRecord, 
                       currency=record.currency, total=record.total, notify=record.created_at >= connected_at)
     order.number, order.currency, order.total = record.number, record.currency, record.total
     order.updated_at, order.country = record.updated_at, record.shipping_address.country
+    order.refunded = record.refunded
     session.add(order)
     session.flush()
     _lines(session, order, record)
@@ -113,7 +125,11 @@ def upsert_order(app: App, session: Session, account: str, record: OrderRecord, 
     if record.cancelled and order.state is not OrderState.CANCELLED:
         order.state = OrderState.CANCELLED
         cancel_for_order(session, order, now)
+        _stop_polling(session, order, [], "the order was cancelled")
         report.cancelled += 1
+    if record.shipments:
+        listed = [s.tracking_number for s in record.shipments]
+        _stop_polling(session, order, listed, "the shop no longer lists this tracking number")
     for item in record.shipments:
         shipment = _shipment(app, session, order, item, connected_at, now)
         if shipment is None:
@@ -141,6 +157,9 @@ def _cursor(app: App, account: str, now: datetime) -> FeedCursor:
 async def sync_account(app: App, account: str, feed: Marketplace, now: datetime, report: SyncReport) -> None:
     cursor = _cursor(app, account, now)
     batch = await feed.changes(cursor.cursor - OVERLAP)
+    for problem in batch.problems:
+        log.warning("%s", problem)
+    report.problems += batch.problems
     with Session(app.engine) as session:
         for record in batch.orders:
             upsert_order(app, session, account, record, cursor.connected_at, now, report)
