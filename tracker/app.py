@@ -13,7 +13,7 @@ from sqlmodel import Session
 from carriers import build_courier, build_marketplace
 from carriers.base import Courier, Marketplace
 from emails.outbox import Outbox
-from emails.send import OutboxFolderSender
+from emails.send import OutboxFolderSender, Sender
 from tracker.clock import Clock
 from tracker.config import AccountSettings, Config
 from tracker.db import insert_ignore, open_db
@@ -27,6 +27,15 @@ def stored_setting(engine: Engine, key: str, make: str) -> str:
         insert_ignore(session, Setting, key=key, value=make)
         session.commit()
         return session.get_one(Setting, key).value
+
+
+def build_sender(config: Config, outbox_dir: Path | None = None) -> Sender:
+    """The configured transport; `outbox_dir` (simulate) forces the outbox folder whatever the config says."""
+    if outbox_dir is not None or config.emails.transport == "outbox":
+        return OutboxFolderSender(outbox_dir or config.emails.outbox_dir)
+    from emails.smtp import SmtpSender, SmtpSettings
+
+    return SmtpSender(SmtpSettings.from_section(config.emails.transport_settings))
 
 
 def _seeded(account: AccountSettings, seed: int | None) -> AccountSettings:
@@ -59,7 +68,7 @@ class App:
     ) -> App:
         engine = engine or open_db(database_url or config.database_url)
         secret = bytes.fromhex(stored_setting(engine, "secret", secrets.token_hex(32)))
-        sender = OutboxFolderSender(outbox_dir or config.emails.outbox_dir)
+        sender = build_sender(config, outbox_dir)
         return cls(
             config=config,
             engine=engine,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from carriers import build_courier, build_marketplace
 from emails.context import sample_context
 from emails.render import Renderer, TemplateError
+from tracker.app import build_sender
 from tracker.clock import system_clock
 from tracker.config import EMAIL_KINDS, Config
 from tracker.settings import ConfigError
@@ -22,6 +23,11 @@ def check(config: Config) -> tuple[list[str], list[str]]:
                 notes.append(f"{what} {name} ({account.type}) is configured")
             except ConfigError as exc:
                 problems.append(str(exc))
+    try:
+        build_sender(config)
+        notes.append(f"email transport {config.emails.transport} is configured")
+    except ConfigError as exc:
+        problems.append(str(exc))
     for key, shop in config.shops.items():
         renderer = Renderer(shop.templates_dir)
         failed = 0

@@ -24,6 +24,7 @@ EMAIL_KINDS = (
     "resell_coupon",
 )
 MARKETING_KINDS = frozenset({"feedback_request", "resell_coupon"})
+TRANSPORTS = ("outbox", "smtp")
 DEFAULT_CONFIG_NAME = "config.toml"
 
 
@@ -77,6 +78,7 @@ class EmailSettings:
     coupon_discount: str = "10%"
     coupon_valid_for: timedelta = timedelta(days=30)
     retry_for: timedelta = timedelta(days=2)
+    transport_settings: Section | None = None  # the [emails.<transport>] table, read by the sender
 
 
 @dataclass(frozen=True)
@@ -156,12 +158,15 @@ def _schedule(section: Section) -> Schedule:
 def _emails(section: Section, base: Path) -> EmailSettings:
     section.check_keys(
         {"transport", "outbox_dir", "kinds", "feedback_after", "coupon_after", "coupon_discount",
-         "coupon_valid_for", "retry_for"}
+         "coupon_valid_for", "retry_for", *TRANSPORTS}
     )
     defaults = EmailSettings()
     transport = section.str("transport", defaults.transport)
+    if transport not in TRANSPORTS:
+        raise section.error("transport", f"unknown transport {transport!r}; known: {', '.join(TRANSPORTS)}")
+    transport_settings = None
     if transport != "outbox":
-        raise section.error("transport", f"unknown transport {transport!r}; known: outbox")
+        transport_settings = section.table(transport, required=True)
     kinds = section.table("kinds")
     kinds.check_keys(set(EMAIL_KINDS))
     enabled = frozenset(k for k in EMAIL_KINDS if kinds.bool(k, True))
@@ -174,6 +179,7 @@ def _emails(section: Section, base: Path) -> EmailSettings:
         coupon_discount=section.str("coupon_discount", defaults.coupon_discount),
         coupon_valid_for=section.duration("coupon_valid_for", defaults.coupon_valid_for),
         retry_for=section.duration("retry_for", defaults.retry_for),
+        transport_settings=transport_settings,
     )
 
 

@@ -126,3 +126,26 @@ def test_the_cli_exits_2_with_the_message_on_a_config_error(tmp_path, capsys):
     assert main(["--config", str(path), "shipments"]) == 2
     err = capsys.readouterr().err
     assert "config.toml: schedule.poll_shipments: must be longer than zero" in err
+
+
+def test_an_smtp_transport_reads_its_table_with_the_password_from_the_environment(tmp_path, monkeypatch):
+    from emails.smtp import SmtpSender
+    from tracker.app import build_sender
+
+    monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
+    text = MINIMAL + ('\n[emails]\ntransport = "smtp"\n\n[emails.smtp]\nhost = "mail.example.com"\n'
+                      'security = "tls"\nusername = "shop"\npassword = "${SMTP_PASSWORD}"\n')
+    sender = build_sender(load(write(tmp_path, text)))
+    assert isinstance(sender, SmtpSender)
+    assert (sender.settings.port, sender.settings.password) == (465, "s3cret")
+
+
+def test_an_smtp_transport_without_its_table_or_with_a_bad_security_is_named(tmp_path):
+    err = error_for(tmp_path, MINIMAL + '\n[emails]\ntransport = "smtp"\n')
+    assert err.key == "emails.smtp" and "is required" in err.problem
+    from tracker.app import build_sender
+
+    config = load(write(tmp_path, MINIMAL + '\n[emails]\ntransport = "smtp"\n[emails.smtp]\nhost = "h"\n'
+                                            'security = "ssl"\n'))
+    with pytest.raises(ConfigError, match="emails.smtp.security: must be one of starttls, tls, none"):
+        build_sender(config)
