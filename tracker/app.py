@@ -33,6 +33,10 @@ def build_sender(config: Config, outbox_dir: Path | None = None) -> Sender:
     """The configured transport; `outbox_dir` (simulate) forces the outbox folder whatever the config says."""
     if outbox_dir is not None or config.emails.transport == "outbox":
         return OutboxFolderSender(outbox_dir or config.emails.outbox_dir)
+    if config.emails.transport == "postmark":
+        from emails.postmark import PostmarkSender, PostmarkSettings
+
+        return PostmarkSender(PostmarkSettings.from_section(config.emails.transport_settings))
     from emails.smtp import SmtpSender, SmtpSettings
 
     return SmtpSender(SmtpSettings.from_section(config.emails.transport_settings))
@@ -86,5 +90,7 @@ class App:
         return self.clock()
 
     async def aclose(self) -> None:
-        for adapter in [*self.couriers.values(), *self.marketplaces.values()]:
-            await adapter.aclose()
+        for adapter in [*self.couriers.values(), *self.marketplaces.values(), self.outbox.sender]:
+            close = getattr(adapter, "aclose", None)
+            if close is not None:
+                await close()

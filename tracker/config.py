@@ -24,7 +24,7 @@ EMAIL_KINDS = (
     "resell_coupon",
 )
 MARKETING_KINDS = frozenset({"feedback_request", "resell_coupon"})
-TRANSPORTS = ("outbox", "smtp")
+TRANSPORTS = ("outbox", "smtp", "postmark")
 DEFAULT_CONFIG_NAME = "config.toml"
 
 
