@@ -144,7 +144,7 @@ class OrderRecord:
     customer_email: str
     customer_name: str
     customer_locale: str = "en"
-    marketing_consent: bool = False
+    marketing_consent: bool | None = None  # None: the marketplace does not say (policy in [emails])
     lines: tuple[LineRecord, ...] = ()
     shipments: tuple[ShipmentRecord, ...] = ()
     shipping_address: AddressRecord = field(default_factory=AddressRecord)

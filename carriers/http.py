@@ -44,11 +44,10 @@ class Limits:
 
     @classmethod
     def from_section(cls, section: Section, defaults: Limits) -> Limits:
-        per_day = section.data.get("per_day", defaults.per_day)
         return cls(
             concurrency=section.int("concurrency", defaults.concurrency, minimum=1),
             per_second=section.number("per_second", defaults.per_second, minimum=0.001),
-            per_day=None if per_day is None else section.int("per_day", minimum=1),
+            per_day=section.int("per_day", minimum=1) if "per_day" in section.data else defaults.per_day,
         )
 
 

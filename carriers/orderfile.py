@@ -37,7 +37,7 @@ from tracker.config import AccountSettings
 REQUIRED_ORDER = ("order_id", "created_at", "currency", "customer_email")
 REQUIRED_LINE = ("title", "quantity", "unit_price")
 TRUE_WORDS = {"yes", "true", "1", "y"}
-FALSE_WORDS = {"no", "false", "0", "n", ""}
+FALSE_WORDS = {"no", "false", "0", "n"}
 
 
 class RowError(ValueError):
@@ -96,8 +96,10 @@ def _quantity(data: dict[str, Any]) -> int:
     return int(text)
 
 
-def _consent(data: dict[str, Any]) -> bool:
+def _consent(data: dict[str, Any]) -> bool | None:
     text = _text(data, "marketing_consent").lower()
+    if not text:
+        return None  # the export does not say: the [emails] consent policy decides
     if text in TRUE_WORDS:
         return True
     if text in FALSE_WORDS:

@@ -21,12 +21,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from emails.compose import build_context, load_rows
-from emails.policy import retry_delay, skip_reason
+from emails.policy import Decision, decide, retry_delay
 from emails.render import Renderer, TemplateError
 from emails.send import Message, PermanentSendError, Sender, TransientSendError
 from tracker.config import MARKETING_KINDS, Config
 from tracker.db import claim, insert_ignore
-from tracker.models import Customer, Email, EmailState, Order, OrderState, Shipment
+from tracker.models import Customer, Email, EmailState, Order, OrderState, Shipment, Suppression, SuppressionScope
 
 log = logging.getLogger("trackmail.outbox")
 LEASE = timedelta(minutes=5)
@@ -94,6 +94,7 @@ def cancel_for_order(session: Session, order: Order, now: datetime) -> None:
 class SendReport:
     sent: int = 0
     skipped: int = 0
+    deferred: int = 0
     retried: int = 0
     dead: int = 0
     held: int = 0
@@ -107,13 +108,13 @@ class Outbox:
         self.secret = secret
         self.renderers = {key: Renderer(shop.templates_dir) for key, shop in config.shops.items()}
 
-    def _prepare(self, session: Session, email_id: int, now: datetime) -> Message | str:
-        """The message to send, or the reason it must not go. Runs inside a transaction, no network."""
+    def _prepare(self, session: Session, email_id: int, now: datetime) -> Message | Decision:
+        """The message to send, or the decision not to send it now. Runs inside a transaction, no network."""
         email = session.get_one(Email, email_id)
         rows = load_rows(session, email)
-        reason = skip_reason(session, self.config, email, rows.order, rows.customer, rows.shipment, now)
-        if reason is not None:
-            return reason
+        decision = decide(session, self.config, email, rows.order, rows.customer, rows.shipment, now)
+        if decision.action != "send":
+            return decision
         shop = self.config.shops[email.shop]
         context = build_context(session, self.config, shop, rows, self.secret, now)
         rendered = self.renderers[email.shop].render(email.kind, context)
@@ -142,9 +143,12 @@ class Outbox:
             report.held += 1
             report.errors.append(str(exc))
             return self._finish(engine, email_id, state=EmailState.HELD, last_error=str(exc))
-        if isinstance(prepared, str):
+        if isinstance(prepared, Decision):
+            if prepared.action == "defer":
+                report.deferred += 1
+                return self._finish(engine, email_id, due_at=prepared.until, last_error=prepared.reason)
             report.skipped += 1
-            return self._finish(engine, email_id, state=EmailState.SKIPPED, last_error=prepared)
+            return self._finish(engine, email_id, state=EmailState.SKIPPED, last_error=prepared.reason)
         name = f"{email_id:07d}-{prepared.kind}"
         try:
             provider_id = await self.sender.send(prepared, name)
@@ -153,6 +157,8 @@ class Outbox:
         except PermanentSendError as exc:
             log.error("email %s dead: %s", email_id, exc)
             report.dead += 1
+            if exc.suppress:
+                suppress(engine, prepared.to, SuppressionScope.ALL, str(exc), "delivery failure", now)
             return self._finish(engine, email_id, state=EmailState.DEAD, last_error=str(exc))
         report.sent += 1
         self._finish(engine, email_id, state=EmailState.SENT, sent_at=now, provider_id=provider_id, last_error="")
@@ -187,6 +193,21 @@ class Outbox:
                     self._retry(engine, email_id, now, f"unexpected error: {exc!r}", report)
             if len(ids) < BATCH:
                 return report
+
+
+def suppress(engine: Engine, address: str, scope: SuppressionScope, reason: str, source: str,
+             now: datetime) -> bool:
+    """Add an address to the suppression list (a wider scope replaces a narrower one); True if it changed."""
+    address = parseaddr(address)[1].lower() or address.lower()
+    with Session(engine) as session:
+        row = session.execute(select(Suppression).where(Suppression.email == address)).scalar_one_or_none()
+        if row is not None and (row.scope is SuppressionScope.ALL or row.scope is scope):
+            return False
+        row = row or Suppression(email=address, created_at=now)
+        row.scope, row.reason, row.source = scope, reason, source
+        session.add(row)
+        session.commit()
+        return True
 
 
 def release_held(engine: Engine) -> int:

@@ -60,10 +60,10 @@ def read_answer(status: int, payload: object, text: str) -> str:
     detail = f"Postmark HTTP {status}, ErrorCode {code}: {payload.get('Message', '')}"
     if status == 200 and code == 0:
         if "will not deliver" in str(payload.get("Message", "")):
-            raise PermanentSendError(detail)
+            raise PermanentSendError(detail, suppress=True)
         return str(payload.get("MessageID", ""))
     if code in PERMANENT_CODES:
-        raise PermanentSendError(detail)
+        raise PermanentSendError(detail, suppress=code == 406)
     if code in CONFIG_CODES or status in (401, 429) or status >= 500:
         raise TransientSendError(detail)
     raise PermanentSendError(detail)

@@ -28,7 +28,11 @@ class TransientSendError(SendError):
 
 
 class PermanentSendError(SendError):
-    pass
+    """`suppress`: the address itself is dead (hard bounce, inactive at the provider): stop mailing it."""
+
+    def __init__(self, message: str, *, suppress: bool = False) -> None:
+        super().__init__(message)
+        self.suppress = suppress
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,11 @@ class SmtpSettings:
 
 def _classify(code: int, text: str, what: str) -> Exception:
     detail = f"{what}: {code} {text}".strip()
-    return PermanentSendError(detail) if 500 <= code < 600 else TransientSendError(detail)
+    if not 500 <= code < 600:
+        return TransientSendError(detail)
+    # 5.1.1 / 5.1.10: no such mailbox; 5.2.1: mailbox disabled. The address itself is dead.
+    dead_address = any(f" {status}" in f" {text}" for status in ("5.1.1", "5.1.10", "5.2.1"))
+    return PermanentSendError(detail, suppress=dead_address)
 
 
 def _decode(raw: bytes | str) -> str:

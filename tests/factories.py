@@ -15,11 +15,13 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def add_order(session: Session, *, number: str = "#1001", consent: bool = True, created: datetime = T0,
-              email: str = "ada@example.com", notify: bool = True, shop: str = "demo") -> Order:
-    customer = Customer(marketplace="demo-shop", external_id=f"c-{number}", email=email, name="Ada Lovelace",
-                        marketing_consent=consent)
-    session.add(customer)
-    session.flush()
+              email: str = "ada@example.com", notify: bool = True, shop: str = "demo",
+              customer: Customer | None = None) -> Order:
+    if customer is None:
+        customer = Customer(marketplace="demo-shop", external_id=f"c-{number}", email=email, name="Ada Lovelace",
+                            marketing_consent=consent)
+        session.add(customer)
+        session.flush()
     order = Order(marketplace="demo-shop", shop=shop, external_id=f"o-{number}", number=number,
                   customer_id=customer.id, created_at=created, updated_at=created, currency="EUR",
                   total=Decimal("49.80"), notify=notify)

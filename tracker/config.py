@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tracker.settings import ConfigError, Section
 
@@ -45,6 +46,7 @@ class ShopSettings:
     footer: str = ""
     review_url: str = ""
     public_url: str = ""
+    timezone: str = "UTC"  # the shop's own; a customer's comes from their country when we know it
     templates_dir: Path | None = None
 
 
@@ -79,6 +81,10 @@ class EmailSettings:
     coupon_valid_for: timedelta = timedelta(days=30)
     retry_for: timedelta = timedelta(days=2)
     transport_settings: Section | None = None  # the [emails.<transport>] table, read by the sender
+    consent_when_unknown: bool = False  # marketing to customers whose marketplace does not say
+    marketing_cap: int = 2  # marketing emails per customer per window
+    marketing_cap_window: timedelta = timedelta(days=7)
+    marketing_hours: tuple[time, time] = (time(9), time(20))  # customer's local time
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,11 @@ def _shop(key: str, section: Section, base: Path) -> ShopSettings:
     for name in ShopSettings.__dataclass_fields__:
         if name in section.data and name not in values:
             values[name] = section.str(name)
+    if "timezone" in values:
+        try:
+            ZoneInfo(values["timezone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise section.error("timezone", f"{values['timezone']!r} is not a time zone like 'Europe/Berlin'") from None
     if "templates_dir" in values:
         folder = _relative(base, values["templates_dir"])
         if not folder.is_dir():
@@ -158,7 +169,8 @@ def _schedule(section: Section) -> Schedule:
 def _emails(section: Section, base: Path) -> EmailSettings:
     section.check_keys(
         {"transport", "outbox_dir", "kinds", "feedback_after", "coupon_after", "coupon_discount",
-         "coupon_valid_for", "retry_for", *TRANSPORTS}
+         "coupon_valid_for", "retry_for", "marketing_when_consent_unknown", "marketing_cap", "marketing_cap_window",
+         "marketing_hours", *TRANSPORTS}
     )
     defaults = EmailSettings()
     transport = section.str("transport", defaults.transport)
@@ -180,7 +192,31 @@ def _emails(section: Section, base: Path) -> EmailSettings:
         coupon_valid_for=section.duration("coupon_valid_for", defaults.coupon_valid_for),
         retry_for=section.duration("retry_for", defaults.retry_for),
         transport_settings=transport_settings,
+        consent_when_unknown=_consent_policy(section),
+        marketing_cap=section.int("marketing_cap", defaults.marketing_cap, minimum=1),
+        marketing_cap_window=section.duration("marketing_cap_window", defaults.marketing_cap_window),
+        marketing_hours=_hours(section, "marketing_hours", defaults.marketing_hours),
     )
+
+
+def _consent_policy(section: Section) -> bool:
+    value = section.str("marketing_when_consent_unknown", "skip")
+    if value not in ("skip", "send"):
+        raise section.error("marketing_when_consent_unknown", "must be 'skip' or 'send'")
+    return value == "send"
+
+
+def _hours(section: Section, key: str, default: tuple[time, time]) -> tuple[time, time]:
+    if key not in section.data:
+        return default
+    text = section.str(key)
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError:
+        raise section.error(key, f"{text!r} is not a range like '09:00-20:00'") from None
+    if not start < end:
+        raise section.error(key, "the range must start before it ends, within one day")
+    return start, end
 
 
 def parse(data: dict[str, Any], path: Path) -> Config:

@@ -46,7 +46,7 @@ class Customer(SQLModel, table=True):
     email: str
     name: str
     locale: str = "en"
-    marketing_consent: bool = False
+    marketing_consent: bool | None = None  # None: the marketplace does not say
 
 
 class OrderState(StrEnum):
@@ -162,6 +162,22 @@ class Email(SQLModel, table=True):
     sent_at: datetime | None = Time(default=None)
     provider_id: str = ""
     last_error: str = ""
+
+
+class SuppressionScope(StrEnum):
+    MARKETING = "marketing"  # unsubscribed: tracking emails still go
+    ALL = "all"  # hard bounce, complaint, inactive at the provider: nothing goes
+
+
+class Suppression(SQLModel, table=True):
+    """Addresses we must not email (or not market to). Stored lower-case."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True)
+    scope: SuppressionScope = SuppressionScope.MARKETING
+    reason: str = ""
+    source: str = ""  # "unsubscribe link", "manual", "postmark 406", ...
+    created_at: datetime = Time()
 
 
 class Coupon(SQLModel, table=True):
