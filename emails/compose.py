@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from emails import context as ctx
+from emails.policy import customer_zone
 from emails.unsubscribe import unsubscribe_url
 from tracker.config import MARKETING_KINDS, Config, ShopSettings
 from tracker.models import Coupon, Customer, Email, Order, OrderLine, Shipment, TrackingEvent
@@ -100,6 +101,7 @@ def build_context(
         ).scalars().all()
         shipment = ctx.shipment_context(rows.shipment, rows.shipment.courier_name, events)
     context = ctx.assemble(shop, ctx.customer_context(rows.customer), ctx.order_context(rows.order, lines), shipment)
+    context["timezone"] = customer_zone(rows.order.country, shop.timezone).key
     kind = rows.email.kind
     if kind in MARKETING_KINDS:
         context["unsubscribe_url"] = unsubscribe_url(shop.public_url or shop.url, secret, rows.customer.id)

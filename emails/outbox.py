@@ -117,7 +117,7 @@ class Outbox:
             return decision
         shop = self.config.shops[email.shop]
         context = build_context(session, self.config, shop, rows, self.secret, now)
-        rendered = self.renderers[email.shop].render(email.kind, context)
+        rendered = self.renderers[email.shop].render(email.kind, context, locale=rows.customer.locale)
         headers = {"X-Trackmail-Ref": email.idempotency_key}
         if email.kind in MARKETING_KINDS and context.get("unsubscribe_url"):
             headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"

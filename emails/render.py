@@ -12,13 +12,16 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 BUILTIN_DIR = Path(__file__).parent / "templates"
 CONTENT_MARKER = "<!-- trackmail:content -->"
-CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
+DEFAULT_LOCALE = "en"
 
 
 class TemplateError(Exception):
@@ -32,26 +35,63 @@ class TemplateError(Exception):
         super().__init__(f"{where}: {problem}")
 
 
-def format_money(amount: Decimal | float, currency: str) -> str:
-    value = Decimal(str(amount)).quantize(Decimal("0.01"))
-    symbol = CURRENCY_SYMBOLS.get(currency.upper())
-    return f"{symbol}{value:,}" if symbol else f"{value:,} {currency.upper()}"
+def format_money(amount: Decimal | float | int, currency: str, locale: str = DEFAULT_LOCALE) -> str:
+    from babel.numbers import format_currency
+
+    return format_currency(Decimal(str(amount)), currency.upper(), locale=locale)
 
 
-def format_date(value: date | datetime | None) -> str:
-    return "" if value is None else value.strftime("%a %-d %b %Y")
+def format_date(value: date | datetime | None, locale: str = DEFAULT_LOCALE, zone: str = "UTC") -> str:
+    from babel.dates import format_skeleton
 
-
-def format_datetime(value: datetime | None) -> str:
     if value is None:
         return ""
-    return value.strftime("%a %-d %b %Y, %H:%M ") + (value.tzname() or "UTC")
+    if isinstance(value, datetime):
+        value = value.astimezone(ZoneInfo(zone))
+    return format_skeleton("yMMMEd", value, locale=locale)
+
+
+def format_datetime(value: datetime | None, locale: str = DEFAULT_LOCALE, zone: str = "UTC") -> str:
+    from babel.dates import format_time
+
+    if value is None:
+        return ""
+    local = value.astimezone(ZoneInfo(zone))
+    return f"{format_date(local, locale, zone)}, {format_time(local, 'short', locale=locale)} {local.tzname()}"
+
+
+def _locale_of(ctx: Context) -> tuple[str, str]:
+    return ctx.get("locale") or DEFAULT_LOCALE, ctx.get("timezone") or "UTC"
+
+
+@pass_context
+def _money(ctx: Context, amount: Decimal, currency: str) -> str:
+    return format_money(amount, currency, _locale_of(ctx)[0])
+
+
+@pass_context
+def _date(ctx: Context, value: date | datetime | None) -> str:
+    return format_date(value, *_locale_of(ctx))
+
+
+@pass_context
+def _datetime(ctx: Context, value: datetime | None) -> str:
+    return format_datetime(value, *_locale_of(ctx))
 
 
 def _environment(autoescape: bool) -> SandboxedEnvironment:
     env = SandboxedEnvironment(autoescape=autoescape, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    env.filters.update(money=format_money, date=format_date, datetime=format_datetime)
+    env.filters.update(money=_money, date=_date, datetime=_datetime)
     return env
+
+
+def locale_candidates(locale: str | None) -> list[str]:
+    """'de-AT' → ['de_AT', 'de']: the most specific template that exists wins, English is the fallback."""
+    if not locale:
+        return []
+    tag = locale.replace("-", "_")
+    base = tag.split("_")[0].lower()
+    return [tag, base] if tag != base else [base]
 
 
 @dataclass(frozen=True)
@@ -95,14 +135,23 @@ class Renderer:
         self.folders = [d for d in (templates_dir, BUILTIN_DIR) if d is not None]
         self._html_env = _environment(autoescape=True)
         self._text_env = _environment(autoescape=False)
-        self._cache: dict[str, CompiledKind] = {}
+        self._cache: dict[tuple[str, str], CompiledKind] = {}
 
-    def find(self, name: str) -> Path:
-        for folder in self.folders:
-            path = folder / name
-            if path.is_file():
-                return path
+    def find(self, name: str, locale: str | None = None) -> Path:
+        """`kind.de.mjml` before `kind.mjml`, and the shop's folder before the built-ins, for each."""
+        stem, _dot, suffix = name.rpartition(".")
+        names = [f"{stem}.{tag}.{suffix}" for tag in locale_candidates(locale)] + [name]
+        for candidate in names:
+            for folder in self.folders:
+                path = folder / candidate
+                if path.is_file():
+                    return path
         raise TemplateError(name, f"no template named {name} in {', '.join(map(str, self.folders))}")
+
+    def locale_used(self, kind: str, locale: str | None) -> str:
+        """The locale whose template `kind` is rendered from: the customer's when it exists, else English."""
+        parts = self.find(f"{kind}.mjml", locale).name.split(".")
+        return parts[1] if len(parts) == 3 else DEFAULT_LOCALE
 
     def _parse(self, env: SandboxedEnvironment, source: str, file: Path, first_line: int = 1) -> None:
         """Catch Jinja syntax errors against the file the merchant edits, not the compiled HTML."""
@@ -117,14 +166,17 @@ class Renderer:
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(file, exc.message or "syntax error", exc.lineno) from None
 
-    def compile(self, kind: str) -> CompiledKind:
-        if kind in self._cache:
-            return self._cache[kind]
+    def compile(self, kind: str, locale: str | None = None) -> CompiledKind:
+        used = self.locale_used(kind, locale)
+        key = (kind, used)
+        if key in self._cache:
+            return self._cache[key]
         import mjml  # imported here: `trackmail --help` must not pay for it
 
-        base_file = self.find("base.mjml")
-        kind_file = self.find(f"{kind}.mjml")
-        text_file = self.find(f"{kind}.txt")
+        tag = None if used == DEFAULT_LOCALE else used
+        kind_file = self.find(f"{kind}.mjml", tag)
+        base_file = self.find("base.mjml", tag)
+        text_file = self.find(f"{kind}.txt", tag)
         base = base_file.read_text(encoding="utf-8")
         if CONTENT_MARKER not in base:
             raise TemplateError(base_file, f"the layout has no {CONTENT_MARKER} line for the content")
@@ -141,15 +193,19 @@ class Renderer:
             html=self._template(self._html_env, html, kind_file),
             text=self._template(self._text_env, text_file.read_text(encoding="utf-8"), text_file),
         )
-        self._cache[kind] = compiled
+        self._cache[key] = compiled
         return compiled
 
-    def render(self, kind: str, context: dict[str, Any]) -> Rendered:
-        compiled = self.compile(kind)
+    def render(self, kind: str, context: dict[str, Any], locale: str | None = None) -> Rendered:
+        """Render in the customer's locale when a template for it exists; money and dates follow the
+        customer's locale only then, so an English email never mixes in German number formats."""
+        compiled = self.compile(kind, locale)
+        shown = locale if self.locale_used(kind, locale) != DEFAULT_LOCALE else DEFAULT_LOCALE
         try:
+            context = {"timezone": "UTC", **context, "locale": (shown or DEFAULT_LOCALE).replace("-", "_")}
             subject = " ".join(compiled.subject.render(context).split())  # one header line, always
             preheader = " ".join(compiled.preheader.render(context).split())
             full = {**context, "kind": kind, "subject": subject, "preheader": preheader}
             return Rendered(subject, compiled.html.render(full), compiled.text.render(full))
-        except jinja2.TemplateError as exc:
-            raise TemplateError(self.find(f"{kind}.mjml"), f"cannot render: {exc}") from None
+        except (jinja2.TemplateError, ValueError, LookupError) as exc:
+            raise TemplateError(self.find(f"{kind}.mjml", locale), f"cannot render: {exc}") from None

@@ -117,9 +117,24 @@ def test_templates_are_compiled_once_and_reused():
     assert renderer.compile("delivered") is renderer.compile("delivered")
 
 
-def test_money_is_shown_with_the_currency():
+def test_money_is_shown_with_the_currency_in_the_locales_format():
     assert format_money(1234.5, "EUR") == "€1,234.50"
-    assert format_money(3, "CHF") == "3.00 CHF"
+    assert format_money(1234.5, "EUR", "de") == "1.234,50\xa0€"
+    assert format_money(3, "CHF", "fr") == "3,00\xa0CHF"
+
+
+def test_a_locale_without_its_own_template_falls_back_to_english_formats_too(shop, tmp_path):
+    (tmp_path / "delivered.de.mjml").write_text(
+        "subject: Zugestellt am {{ shipment.delivered_at | date }}\n---\n"
+        "<mj-section><mj-column><mj-text>{{ order.total | money(order.currency) }}</mj-text></mj-column>"
+        "</mj-section>")
+    (tmp_path / "delivered.de.txt").write_text("{{ order.total | money(order.currency) }}")
+    renderer = Renderer(tmp_path)
+    context = {**sample_context("delivered", shop), "timezone": "Europe/Berlin"}
+    german = renderer.render("delivered", context, locale="de-DE")  # picks delivered.de.mjml
+    assert german.subject == "Zugestellt am Mo., 23. Nov. 2026" and german.text == "84,80\xa0€"
+    english = renderer.render("in_transit", sample_context("in_transit", shop), locale="de")
+    assert "€84.80" in english.html and english.subject.startswith("Your")
 
 
 def test_a_shop_without_logo_or_urls_still_renders(shop):
