@@ -54,10 +54,12 @@ class Limits:
 class RateLimiter:
     """Spaces requests `1/per_second` apart and refuses to exceed the daily budget (in-memory: one daemon)."""
 
-    def __init__(self, limits: Limits, source: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limits: Limits, source: str, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.limits = limits
         self.source = source
         self._clock = clock
+        self._sleep = sleep
         self._next = 0.0
         self._lock = asyncio.Lock()
         self._day: tuple[int, int] = (-1, 0)  # (UTC day ordinal, requests made that day)
@@ -75,7 +77,7 @@ class RateLimiter:
             wait = self._next - now
             self._next = max(now, self._next) + 1.0 / self.limits.per_second
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self._sleep(wait)
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -133,7 +135,7 @@ class Http:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
-        self.limiter = RateLimiter(self.limits, self.source)
+        self.limiter = RateLimiter(self.limits, self.source, sleep=self.retry.sleep)
         self.gate = asyncio.Semaphore(self.limits.concurrency)
 
     async def _once(self, method: str, url: str, tracking_number: str | None, ok: frozenset[int],
@@ -210,8 +212,9 @@ class OAuthToken:
 
 async def with_token(token: OAuthToken, call: Callable[[str], Awaitable[httpx.Response]]) -> httpx.Response:
     """Run `call` with a bearer token; on an AuthError, refresh the token once and try again."""
+    bearer = await token.get()  # a refused token request is raised as it is: no second try
     try:
-        return await call(await token.get())
+        return await call(bearer)
     except AuthError:
         token.invalidate()
         return await call(await token.get())
