@@ -135,7 +135,7 @@ class Http:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
-        self.limiter = RateLimiter(self.limits, self.source, sleep=self.retry.sleep)
+        self.limiter = RateLimiter(self.limits, self.source)
         self.gate = asyncio.Semaphore(self.limits.concurrency)
 
     async def _once(self, method: str, url: str, tracking_number: str | None, ok: frozenset[int],
