@@ -102,9 +102,11 @@ class SendReport:
 
 
 class Outbox:
-    def __init__(self, config: Config, sender: Sender, secret: bytes) -> None:
+    def __init__(self, config: Config, sender: Sender, secret: bytes,
+                 shop_senders: dict[str, Sender] | None = None) -> None:
         self.config = config
-        self.sender = sender
+        self.sender = sender  # the [emails] transport
+        self.shop_senders = shop_senders or {}  # shops that chose their own
         self.secret = secret
         self.renderers = {key: Renderer(shop.templates_dir) for key, shop in config.shops.items()}
 
@@ -125,7 +127,7 @@ class Outbox:
         return Message(
             message_id=email.message_id, sender=shop.sender, to=email.to_address, subject=rendered.subject,
             html=rendered.html, text=rendered.text, date=now, kind=email.kind, reply_to=shop.reply_to,
-            headers=headers,
+            headers=headers, shop=email.shop,
         )
 
     def _finish(self, engine: Engine, email_id: int, **values: object) -> None:
@@ -151,7 +153,8 @@ class Outbox:
             return self._finish(engine, email_id, state=EmailState.SKIPPED, last_error=prepared.reason)
         name = f"{email_id:07d}-{prepared.kind}"
         try:
-            provider_id = await self.sender.send(prepared, name)
+            sender = self.shop_senders.get(prepared.shop, self.sender)
+            provider_id = await sender.send(prepared, name)
         except TransientSendError as exc:
             return self._retry(engine, email_id, now, str(exc), report)
         except PermanentSendError as exc:

@@ -47,6 +47,7 @@ class Message:
     kind: str
     reply_to: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    shop: str = ""  # which shop's transport carries it
 
     def to_mime(self) -> EmailMessage:
         mime = EmailMessage()

@@ -29,17 +29,32 @@ def stored_setting(engine: Engine, key: str, make: str) -> str:
         return session.get_one(Setting, key).value
 
 
-def build_sender(config: Config, outbox_dir: Path | None = None) -> Sender:
-    """The configured transport; `outbox_dir` (simulate) forces the outbox folder whatever the config says."""
-    if outbox_dir is not None or config.emails.transport == "outbox":
+def _make_sender(config: Config, transport: str, outbox_dir: Path | None) -> Sender:
+    if outbox_dir is not None or transport == "outbox":
         return OutboxFolderSender(outbox_dir or config.emails.outbox_dir)
-    if config.emails.transport == "postmark":
+    table = config.emails.transport_tables[transport]
+    if transport == "postmark":
         from emails.postmark import PostmarkSender, PostmarkSettings
 
-        return PostmarkSender(PostmarkSettings.from_section(config.emails.transport_settings))
+        return PostmarkSender(PostmarkSettings.from_section(table))
     from emails.smtp import SmtpSender, SmtpSettings
 
-    return SmtpSender(SmtpSettings.from_section(config.emails.transport_settings))
+    return SmtpSender(SmtpSettings.from_section(table))
+
+
+def build_senders(config: Config, outbox_dir: Path | None = None) -> tuple[Sender, dict[str, Sender]]:
+    """The default sender and the shops' own, one instance per transport. `outbox_dir` (simulate) forces
+    the outbox folder whatever the config says."""
+    made: dict[str, Sender] = {}
+
+    def sender(transport: str) -> Sender:
+        if transport not in made:
+            made[transport] = _make_sender(config, transport, outbox_dir)
+        return made[transport]
+
+    default = sender(config.emails.transport)
+    per_shop = {key: sender(shop.transport) for key, shop in config.shops.items() if shop.transport}
+    return default, per_shop
 
 
 def _seeded(account: AccountSettings, seed: int | None) -> AccountSettings:
@@ -72,14 +87,14 @@ class App:
     ) -> App:
         engine = engine or open_db(database_url or config.database_url)
         secret = bytes.fromhex(stored_setting(engine, "secret", secrets.token_hex(32)))
-        sender = build_sender(config, outbox_dir)
+        sender, shop_senders = build_senders(config, outbox_dir)
         return cls(
             config=config,
             engine=engine,
             clock=clock,
             couriers={n: build_courier(_seeded(a, seed), clock) for n, a in config.couriers.items()},
             marketplaces={n: build_marketplace(_seeded(a, seed), clock) for n, a in config.marketplaces.items()},
-            outbox=Outbox(config, sender, secret),
+            outbox=Outbox(config, sender, secret, shop_senders),
         )
 
     def lookback(self, account: str) -> timedelta:
@@ -90,7 +105,8 @@ class App:
         return self.clock()
 
     async def aclose(self) -> None:
-        for adapter in [*self.couriers.values(), *self.marketplaces.values(), self.outbox.sender]:
+        senders = {id(s): s for s in [self.outbox.sender, *self.outbox.shop_senders.values()]}.values()
+        for adapter in [*self.couriers.values(), *self.marketplaces.values(), *senders]:
             close = getattr(adapter, "aclose", None)
             if close is not None:
                 await close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from carriers import build_courier, build_marketplace
 from emails.context import sample_context
 from emails.render import Renderer, TemplateError
-from tracker.app import build_sender
+from tracker.app import build_senders
 from tracker.clock import system_clock
 from tracker.config import EMAIL_KINDS, Config
 from tracker.settings import ConfigError
@@ -24,7 +24,7 @@ def check(config: Config) -> tuple[list[str], list[str]]:
             except ConfigError as exc:
                 problems.append(str(exc))
     try:
-        build_sender(config)
+        build_senders(config)
         notes.append(f"email transport {config.emails.transport} is configured")
     except ConfigError as exc:
         problems.append(str(exc))

@@ -47,6 +47,7 @@ class ShopSettings:
     review_url: str = ""
     public_url: str = ""
     timezone: str = "UTC"  # the shop's own; a customer's comes from their country when we know it
+    transport: str = ""  # overrides [emails] transport for this shop's emails
     templates_dir: Path | None = None
 
 
@@ -80,7 +81,7 @@ class EmailSettings:
     coupon_discount: str = "10%"
     coupon_valid_for: timedelta = timedelta(days=30)
     retry_for: timedelta = timedelta(days=2)
-    transport_settings: Section | None = None  # the [emails.<transport>] table, read by the sender
+    transport_tables: dict[str, Section] = field(default_factory=dict)  # [emails.smtp], [emails.postmark]
     consent_when_unknown: bool = False  # marketing to customers whose marketplace does not say
     marketing_cap: int = 2  # marketing emails per customer per window
     marketing_cap_window: timedelta = timedelta(days=7)
@@ -176,9 +177,9 @@ def _emails(section: Section, base: Path) -> EmailSettings:
     transport = section.str("transport", defaults.transport)
     if transport not in TRANSPORTS:
         raise section.error("transport", f"unknown transport {transport!r}; known: {', '.join(TRANSPORTS)}")
-    transport_settings = None
-    if transport != "outbox":
-        transport_settings = section.table(transport, required=True)
+    tables = {name: section.table(name) for name in TRANSPORTS if name in section.data}
+    if transport != "outbox" and transport not in tables:
+        section.table(transport, required=True)
     kinds = section.table("kinds")
     kinds.check_keys(set(EMAIL_KINDS))
     enabled = frozenset(k for k in EMAIL_KINDS if kinds.bool(k, True))
@@ -191,7 +192,7 @@ def _emails(section: Section, base: Path) -> EmailSettings:
         coupon_discount=section.str("coupon_discount", defaults.coupon_discount),
         coupon_valid_for=section.duration("coupon_valid_for", defaults.coupon_valid_for),
         retry_for=section.duration("retry_for", defaults.retry_for),
-        transport_settings=transport_settings,
+        transport_tables=tables,
         consent_when_unknown=_consent_policy(section),
         marketing_cap=section.int("marketing_cap", defaults.marketing_cap, minimum=1),
         marketing_cap_window=section.duration("marketing_cap_window", defaults.marketing_cap_window),
@@ -242,6 +243,13 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         marketplaces=_accounts(root, "marketplaces", shops),
         couriers=_accounts(root, "couriers", shops),
     )
+    for key, shop in shops.items():
+        chosen = shop.transport or config.emails.transport
+        if chosen not in TRANSPORTS:
+            known = ", ".join(TRANSPORTS)
+            raise ConfigError(path, f"shops.{key}.transport", f"unknown transport {chosen!r}; known: {known}")
+        if chosen != "outbox" and chosen not in config.emails.transport_tables:
+            raise ConfigError(path, f"shops.{key}.transport", f"needs an [emails.{chosen}] table with its settings")
     if config.clock_speed != 1 and not config.is_sandbox:
         raise main.error("clock_speed", "speeds up time for the sandbox only; remove it when real accounts "
                                         "are connected")

@@ -130,12 +130,12 @@ def test_the_cli_exits_2_with_the_message_on_a_config_error(tmp_path, capsys):
 
 def test_an_smtp_transport_reads_its_table_with_the_password_from_the_environment(tmp_path, monkeypatch):
     from emails.smtp import SmtpSender
-    from tracker.app import build_sender
+    from tracker.app import build_senders
 
     monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
     text = MINIMAL + ('\n[emails]\ntransport = "smtp"\n\n[emails.smtp]\nhost = "mail.example.com"\n'
                       'security = "tls"\nusername = "shop"\npassword = "${SMTP_PASSWORD}"\n')
-    sender = build_sender(load(write(tmp_path, text)))
+    sender, _ = build_senders(load(write(tmp_path, text)))
     assert isinstance(sender, SmtpSender)
     assert (sender.settings.port, sender.settings.password) == (465, "s3cret")
 
@@ -143,9 +143,24 @@ def test_an_smtp_transport_reads_its_table_with_the_password_from_the_environmen
 def test_an_smtp_transport_without_its_table_or_with_a_bad_security_is_named(tmp_path):
     err = error_for(tmp_path, MINIMAL + '\n[emails]\ntransport = "smtp"\n')
     assert err.key == "emails.smtp" and "is required" in err.problem
-    from tracker.app import build_sender
+    from tracker.app import build_senders
 
     config = load(write(tmp_path, MINIMAL + '\n[emails]\ntransport = "smtp"\n[emails.smtp]\nhost = "h"\n'
                                             'security = "ssl"\n'))
     with pytest.raises(ConfigError, match="emails.smtp.security: must be one of starttls, tls, none"):
-        build_sender(config)
+        build_senders(config)
+
+
+def test_a_shop_can_send_through_its_own_transport(tmp_path):
+    from emails.postmark import PostmarkSender
+    from emails.send import OutboxFolderSender
+    from tracker.app import build_senders
+
+    text = MINIMAL.replace('sender = "Demo <hello@demo.example.com>"',
+                           'sender = "Demo <hello@demo.example.com>"\ntransport = "postmark"')
+    text += '\n[emails.postmark]\nserver_token = "t"\n'
+    default, per_shop = build_senders(load(write(tmp_path, text)))
+    assert isinstance(default, OutboxFolderSender) and isinstance(per_shop["demo"], PostmarkSender)
+    err = error_for(tmp_path, MINIMAL.replace('sender = "Demo <hello@demo.example.com>"',
+                                              'sender = "Demo <hello@demo.example.com>"\ntransport = "smtp"'))
+    assert err.key == "shops.demo.transport" and "[emails.smtp]" in err.problem
