@@ -49,8 +49,8 @@ def main() -> None:
         plain_env.filters.update(compiled.html.environment.filters)
         plain = plain_env.from_string(compiled_html(renderer, kind))
         full = {**context, "kind": kind, "subject": "s", "preheader": "p", "locale": "en", "timezone": "UTC"}
-        ours = rate(lambda: renderer.render(kind, context), args.seconds / 2)
-        reference = rate(lambda: plain.render(full), args.seconds / 2)
+        ours = rate(lambda k=kind, c=context: renderer.render(k, c), args.seconds / 2)
+        reference = rate(lambda p=plain, f=full: p.render(f), args.seconds / 2)
         ratios.append(reference / ours)
         print(f"{kind:<24}{ours:>12.0f}{reference:>15.0f}{reference / ours:>7.2f}×")
     print(f"median: trackmail takes {sorted(ratios)[len(ratios) // 2]:.2f}× the time of a plain Jinja2 render")
