@@ -30,6 +30,7 @@ def shop_context(shop: ShopSettings) -> dict[str, Any]:
         "support_email": shop.support_email,
         "footer": shop.footer,
         "sender_name": sender_name,
+        "social": [{"name": network.title(), "url": url} for network, url in shop.social],
     }
 
 

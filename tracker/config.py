@@ -49,6 +49,7 @@ class ShopSettings:
     timezone: str = "UTC"  # the shop's own; a customer's comes from their country when we know it
     transport: str = ""  # overrides [emails] transport for this shop's emails
     templates_dir: Path | None = None
+    social: tuple[tuple[str, str], ...] = ()  # (network name, profile URL), in the order written
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ def _shop(key: str, section: Section, base: Path) -> ShopSettings:
     if "@" not in sender:
         raise section.error("sender", "must be an email address, like 'My Shop <hello@myshop.com>'")
     values: dict[str, Any] = {"key": key, "name": section.str("name"), "sender": sender}
+    social = section.table("social")
+    values["social"] = tuple((network, social.str(network)) for network in social.data)
     for name in ShopSettings.__dataclass_fields__:
         if name in section.data and name not in values:
             values[name] = section.str(name)
