@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 
-from carriers import sandbox
+from carriers import aftership, detect, dhl, fedex, orderfile, sandbox, shopify, ups, usps, woocommerce
 from carriers.base import Courier, Marketplace
 from tracker.clock import Clock
 from tracker.config import AccountSettings
@@ -15,19 +14,26 @@ MarketplaceFactory = Callable[[AccountSettings, Clock], Marketplace]
 
 COURIERS: dict[str, CourierFactory] = {
     "sandbox": sandbox.courier_from_settings,
+    "dhl": dhl.courier_from_settings,
+    "ups": ups.courier_from_settings,
+    "fedex": fedex.courier_from_settings,
+    "usps": usps.courier_from_settings,
+    "aftership": aftership.courier_from_settings,
 }
 
 MARKETPLACES: dict[str, MarketplaceFactory] = {
     "sandbox": sandbox.marketplace_from_settings,
+    "shopify": shopify.marketplace_from_settings,
+    "woocommerce": woocommerce.marketplace_from_settings,
+    "orderfile": orderfile.marketplace_from_settings,
 }
 
-# Free-text courier names as marketplaces write them → courier type. Compared lower-case, spaces squeezed.
-ALIASES: dict[str, str] = {
-    "sandbox": "sandbox",
-    "sandbox express": "sandbox",
-}
+# Free-text courier names as marketplaces write them → courier type: the literal table lives beside the
+# number formats in carriers/detect.py (add a new courier's names there); compared after `normalize_name`.
+ALIASES: dict[str, str] = detect.ALIASES
+AGGREGATOR_TYPE = "aftership"  # tracks couriers we have no account for; never the simulated sandbox
 
-COMMON_KEYS = frozenset({"type", "shop", "lookback"})
+COMMON_KEYS = frozenset({"type", "shop", "lookback", "marketing_to_proxy"})  # read by tracker/config.py
 
 
 def _build(registry: Mapping[str, Callable], what: str, account: AccountSettings, clock: Clock):
@@ -47,12 +53,38 @@ def build_marketplace(account: AccountSettings, clock: Clock) -> Marketplace:
 
 
 def resolve_courier(name: str, tracking_number: str, accounts: Mapping[str, AccountSettings]) -> str | None:
-    """Which courier account tracks this parcel: by account name, then by alias → type. None if unsure."""
-    spoken = re.sub(r"\s+", " ", name.strip().lower())
-    if spoken in accounts:
-        return spoken
-    wanted = ALIASES.get(spoken)
-    matches = [n for n, a in accounts.items() if a.type == wanted]
-    if len(matches) == 1:
-        return matches[0]
-    return None
+    """Which courier account tracks this parcel, or None if unsure; `explain_courier` says why."""
+    return explain_courier(name, tracking_number, accounts)[0]
+
+
+def explain_courier(name: str | None, tracking_number: str,
+                    accounts: Mapping[str, AccountSettings]) -> tuple[str | None, str]:
+    """The courier account for a parcel and the reason, in this order: the name is an account's name; the
+    name is an alias of a courier type, else the number's format names one (`carriers.detect`); then the
+    one account of that type, else the one aggregator account. None when any step is unsure: a parcel
+    polled at the wrong courier stays silent for weeks, one without a courier shows up as a problem."""
+    spoken = " ".join((name or "").split()).lower()
+    by_name = {account.lower(): account for account in accounts}
+    if spoken in by_name:
+        return by_name[spoken], f"courier name {name!r} is the account {by_name[spoken]!r}"
+    found = detect.detect_courier(name, tracking_number)
+    if found.courier_type is None:
+        return None, found.reason
+    return _account_of_type(found, accounts)
+
+
+def _account_of_type(found: detect.Detection, accounts: Mapping[str, AccountSettings]) -> tuple[str | None, str]:
+    wanted = found.courier_type
+    same = sorted(n for n, a in accounts.items() if a.type == wanted)
+    if len(same) == 1:
+        return same[0], f"{found.reason}; {same[0]!r} is the {wanted} account"
+    if same:
+        return None, (f"{found.reason}; several {wanted} accounts ({', '.join(same)}): write the account's "
+                      "name as the courier name to choose one")
+    aggregators = sorted(n for n, a in accounts.items() if a.type == AGGREGATOR_TYPE)
+    if not aggregators or wanted == "sandbox":
+        return None, f"{found.reason}; no {wanted} account under [couriers]"
+    if len(aggregators) > 1:
+        return None, (f"{found.reason}; no {wanted} account, and several {AGGREGATOR_TYPE} accounts "
+                      f"({', '.join(aggregators)}) to choose from")
+    return aggregators[0], f"{found.reason}; no {wanted} account, so {AGGREGATOR_TYPE} account {aggregators[0]!r}"

@@ -267,7 +267,9 @@ class OrderFileMarketplace:
 
 def marketplace_from_settings(account: AccountSettings, clock: Clock) -> OrderFileMarketplace:
     section = account.section
-    section.check_keys({"type", "shop", "lookback", "folder"})
+    from carriers import COMMON_KEYS  # the registry imports this module first
+
+    section.check_keys(COMMON_KEYS | {"folder"})
     folder = Path(section.str("folder")).expanduser()
     if not folder.is_absolute():
         folder = Path(section.file).parent / folder

@@ -106,7 +106,7 @@ def _marketing(session: Session, config: Config, email: Email, order: Order, cus
         return skip(f"unsubscribed from marketing ({block.source or block.reason})")
     account = config.marketplaces.get(order.marketplace)
     proxy = customer.email.lower().rpartition("@")[2] in PROXY_DOMAINS
-    if proxy and account is not None and not account.section.data.get("marketing_to_proxy", False):
+    if proxy and account is not None and not account.marketing_to_proxy:
         return skip("a marketplace relay address; marketing to it is switched off for this feed")
     if (shipment is not None and shipment.status is ShipmentStatus.RETURNED) or order.refunded:
         return skip("the order was returned or refunded")

@@ -60,6 +60,7 @@ class AccountSettings:
     type: str
     shop: str
     section: Section
+    marketing_to_proxy: bool = False  # marketing to marketplace relay addresses (e.g. …@marketplace.amazon.de)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def _accounts(root: Section, key: str, shops: dict[str, ShopSettings]) -> dict[s
         if shop not in shops:
             known = ", ".join(sorted(shops)) or "none"
             raise section.error("shop", f"names no shop in [shops] (known: {known})")
-        result[name] = AccountSettings(name, kind, shop, section)
+        result[name] = AccountSettings(name, kind, shop, section, section.bool("marketing_to_proxy", False))
     return result
 
 

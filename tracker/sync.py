@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlmodel import Session
 
-from carriers import resolve_courier
+from carriers import explain_courier
 from carriers.base import CarrierError, Marketplace, OrderRecord, ShipmentRecord
 from emails.outbox import cancel_for_order, enqueue
 from tracker.app import App
@@ -72,14 +72,14 @@ def _shipment(app: App, session: Session, order: Order, item: ShipmentRecord, co
     ).scalar_one_or_none()
     if found is not None:
         return None
-    courier = resolve_courier(item.courier_name, item.tracking_number, app.config.couriers)
+    courier, why = explain_courier(item.courier_name, item.tracking_number, app.config.couriers)
     shipment = Shipment(order_id=order.id, courier=courier or "", courier_name=item.courier_name,
                         tracking_number=item.tracking_number, shipped_at=item.shipped_at, first_seen_at=now,
                         tracking_url=item.tracking_url, next_poll_at=now if courier else None,
                         notify=item.shipped_at >= connected_at)
     if courier is None:
-        shipment.last_error = f"no courier account matches {item.courier_name!r}; add one under [couriers]"
-        log.warning("order %s: %s", order.number, shipment.last_error)
+        shipment.last_error = why
+        log.warning("order %s, parcel %s: %s", order.number, item.tracking_number, why)
     elif not shipment.tracking_url and courier in app.couriers:
         shipment.tracking_url = app.couriers[courier].tracking_url(item.tracking_number)
     session.add(shipment)
@@ -118,7 +118,7 @@ def upsert_order(app: App, session: Session, account: str, record: OrderRecord, 
     fresh = now - app.config.notification_horizon
     if is_new:
         report.orders_new += 1
-        if record.created_at >= fresh and not record.cancelled:
+        if record.created_at >= fresh and not (record.cancelled or record.refunded):
             report.emails_planned += enqueue(session, app.config, "order_confirmation", order, now=now)
     else:
         report.orders_updated += 1
