@@ -9,10 +9,8 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-EXIT_CONFIG = 2
-EXIT_PROBLEM = 1
+from tracker.cli_output import EXIT_CONFIG, EXIT_PROBLEM, print_rows
 
 
 def _load(args: argparse.Namespace):
@@ -21,21 +19,22 @@ def _load(args: argparse.Namespace):
     return load(args.config)
 
 
-def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    if not rows:
-        return "(none)"
-    cells = [[("" if r[c] is None else str(r[c])) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(line.rstrip() for line in lines)
+def cmd_track(args: argparse.Namespace) -> int:
+    from tracker.cli_track import track
+
+    return track(_load(args), args.courier, args.numbers, args.json)
 
 
-def _print_rows(rows: list[dict[str, Any]], columns: Sequence[str], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(rows, indent=2, default=str))
-    else:
-        print(_table(rows, columns))
+def cmd_sync(args: argparse.Namespace) -> int:
+    from tracker.cli_admin import sync
+
+    return sync(_load(args), args.json)
+
+
+def cmd_suppress(args: argparse.Namespace) -> int:
+    from tracker.cli_admin import suppress_command
+
+    return suppress_command(_load(args), args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -78,7 +77,7 @@ def cmd_shipments(args: argparse.Namespace) -> int:
     from tracker.queries import list_shipments
 
     rows = list_shipments(_load(args), status=args.status, limit=args.limit)
-    _print_rows(rows, ["id", "order", "courier", "tracking_number", "status", "last_event_at", "estimated_delivery",
+    print_rows(rows, ["id", "order", "courier", "tracking_number", "status", "last_event_at", "estimated_delivery",
                        "emails"], args.json)
     return 0
 
@@ -86,9 +85,15 @@ def cmd_shipments(args: argparse.Namespace) -> int:
 def cmd_emails(args: argparse.Namespace) -> int:
     from tracker.queries import list_emails
 
-    rows = list_emails(_load(args), kind=args.kind, state=args.state, limit=args.limit)
-    columns = ["id", "kind", "state", "to", "order", "tracking_number", "due_at", "sent_at", "error"]
-    _print_rows(rows, columns, args.json)
+    config = _load(args)
+    if args.emails_command == "retry":
+        from tracker.cli_admin import retry_email
+
+        return retry_email(config, args.id)
+    state = "dead" if args.failed else args.state
+    rows = list_emails(config, kind=args.kind, state=state, limit=args.limit)
+    columns = ["id", "kind", "state", "to", "order", "tracking_number", "due_at", "sent_at", "attempts", "error"]
+    print_rows(rows, columns, args.json)
     return 0
 
 
@@ -102,10 +107,12 @@ def cmd_preview(args: argparse.Namespace) -> int:
         print(f"trackmail: unknown kind {args.kind!r}; kinds: {', '.join(EMAIL_KINDS)}", file=sys.stderr)
         return EXIT_PROBLEM
     shop = config.shops[args.shop] if args.shop else next(iter(config.shops.values()))
-    rendered = Renderer(shop.templates_dir).render(args.kind, sample_context(args.kind, shop))
+    renderer = Renderer(shop.templates_dir)
+    rendered = renderer.render(args.kind, sample_context(args.kind, shop), locale=args.locale)
     if args.out:
         Path(args.out).write_text(rendered.html, encoding="utf-8")
-        print(f"{args.kind}: {rendered.subject!r} written to {args.out}")
+        used = renderer.locale_used(args.kind, args.locale)
+        print(f"{args.kind} ({used}): {rendered.subject!r} written to {args.out}")
     else:
         print(rendered.html)
     return 0
@@ -120,106 +127,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
     return EXIT_PROBLEM if problems else 0
-
-
-TRACK_FIELDS = ("tracking_number", "courier", "status", "estimated_delivery", "delivered_at", "events")
-
-
-def _tracked(number: str, courier: str, result: Any = None, error: str | None = None) -> dict[str, Any]:
-    """One number's answer as plain data, times in UTC. The status is the courier's word, not the state
-    machine's: that of the newest event with a known status; `pending` while the courier knows nothing,
-    `unknown` if it only sent codes we cannot map."""
-    from datetime import UTC
-
-    from tracker.status import ShipmentStatus
-
-    events = sorted(result.events, key=lambda e: e.at, reverse=True) if result is not None else []
-    known = [e for e in events if e.status is not ShipmentStatus.UNKNOWN]
-    status = known[0].status.value if known else "unknown" if events else "pending"
-    delivered = known[0].at if known and known[0].status is ShipmentStatus.DELIVERED else None
-    estimate = result.estimated_delivery if result is not None else None
-    if result is not None and result.error is not None:
-        error = error or str(result.error)
-    return {
-        "tracking_number": number,
-        "courier": courier,
-        "status": status,
-        "estimated_delivery": estimate.isoformat() if estimate else None,
-        "delivered_at": delivered.astimezone(UTC).isoformat() if delivered else None,
-        "events": [{"at": e.at.astimezone(UTC).isoformat(), "status": e.status.value, "code": e.code,
-                    "description": e.description, "location": e.location} for e in events],
-        "signed_by": result.signed_by if result is not None else None,
-        "error": error,
-    }
-
-
-async def _track_numbers(courier: Any, numbers: Sequence[str]) -> list[dict[str, Any]]:
-    """Ask in batches the courier takes; a failed batch marks its numbers failed, the others still answer."""
-    from carriers.base import CarrierError
-
-    rows: list[dict[str, Any]] = []
-    size = max(1, courier.batch_size)
-    try:
-        for start in range(0, len(numbers), size):
-            batch = list(numbers[start:start + size])
-            try:
-                results = await courier.track(batch)
-            except CarrierError as exc:
-                rows += [_tracked(n, courier.name, error=str(exc)) for n in batch]
-                continue
-            if len(results) != len(batch):
-                problem = f"{courier.name}: answered {len(results)} results for {len(batch)} numbers"
-                rows += [_tracked(n, courier.name, error=problem) for n in batch]
-                continue
-            rows += [_tracked(n, courier.name, r) for n, r in zip(batch, results, strict=True)]
-    finally:
-        await courier.aclose()
-    return rows
-
-
-def _utc_text(iso: str | None) -> str | None:
-    return iso[:19].replace("T", " ") + " UTC" if iso else None
-
-
-def _print_tracked(row: dict[str, Any]) -> None:
-    print(f"{row['tracking_number']}  ({row['courier']})")
-    if row["error"]:
-        print(f"  error: {row['error']}")
-    facts = (("status", row["status"]), ("estimated delivery", row["estimated_delivery"]),
-             ("delivered at", _utc_text(row["delivered_at"])), ("signed by", row["signed_by"]))
-    for label, value in facts:
-        print(f"  {label + ':':<20}{value or '-'}")
-    events = [{"time (UTC)": e["at"][:19].replace("T", " "), "status": e["status"], "code": e["code"],
-               "description": e["description"], "location": e["location"]} for e in row["events"]]
-    if events:
-        table = _table(events, ["time (UTC)", "status", "code", "description", "location"])
-        print("\n".join("  " + line for line in table.splitlines()))
-    else:
-        print("  (no events yet)")
-    print()
-
-
-def cmd_track(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from carriers import build_courier
-    from tracker.clock import system_clock
-
-    config = _load(args)
-    account = config.couriers.get(args.courier)
-    if account is None:
-        known = ", ".join(sorted(config.couriers)) or "none"
-        print(f"trackmail: no courier account {args.courier!r} in {config.path}; configured: {known}",
-              file=sys.stderr)
-        return EXIT_PROBLEM
-    rows = asyncio.run(_track_numbers(build_courier(account, system_clock), args.numbers))
-    if args.json:
-        data = [{k: r[k] for k in TRACK_FIELDS} | ({"error": r["error"]} if r["error"] else {}) for r in rows]
-        print(json.dumps(data, indent=2))
-    else:
-        for row in rows:
-            _print_tracked(row)
-    return EXIT_PROBLEM if any(r["error"] for r in rows) else 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -247,16 +154,35 @@ def parser() -> argparse.ArgumentParser:
     shipments.add_argument("--json", action="store_true")
     shipments.set_defaults(func=cmd_shipments)
 
-    emails = commands.add_parser("emails", help="list emails")
+    emails = commands.add_parser("emails", help="list emails; 'emails retry ID' re-queues a failed one")
     emails.add_argument("--kind")
-    emails.add_argument("--state")
+    emails.add_argument("--state", help="queued, sent, skipped, cancelled, held or dead")
+    emails.add_argument("--failed", action="store_true", help="only dead-lettered emails, with the reason")
     emails.add_argument("--limit", type=int, default=50)
     emails.add_argument("--json", action="store_true")
-    emails.set_defaults(func=cmd_emails)
+    emails.set_defaults(func=cmd_emails, emails_command=None)
+    retry = emails.add_subparsers(dest="emails_command", metavar="retry").add_parser(
+        "retry", help="re-queue a dead, held or skipped email")
+    retry.add_argument("id", type=int)
+
+    sync = commands.add_parser("sync", help="read every order feed once and print what changed")
+    sync.add_argument("--json", action="store_true")
+    sync.set_defaults(func=cmd_sync)
+
+    suppress = commands.add_parser("suppress", help="the list of addresses not to email")
+    suppress_actions = suppress.add_subparsers(dest="action", required=True, metavar="add|remove|list")
+    add = suppress_actions.add_parser("add", help="stop marketing emails to an address (--all: every email)")
+    add.add_argument("address")
+    add.add_argument("--all", action="store_true", help="also tracking emails (a dead or hostile address)")
+    add.add_argument("--reason", default="")
+    suppress_actions.add_parser("remove", help="email the address again").add_argument("address")
+    suppress_actions.add_parser("list", help="show the list").add_argument("--json", action="store_true")
+    suppress.set_defaults(func=cmd_suppress)
 
     preview = commands.add_parser("preview", help="render one email kind with sample data")
     preview.add_argument("kind")
     preview.add_argument("--shop")
+    preview.add_argument("--locale", help="e.g. de or fr-CA; falls back to English where no template exists")
     preview.add_argument("--out", help="write the HTML here instead of printing it")
     preview.set_defaults(func=cmd_preview)
 
