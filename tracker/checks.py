@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from carriers import build_courier, build_marketplace
 from emails.context import sample_context
 from emails.render import Renderer, TemplateError
@@ -9,6 +11,11 @@ from tracker.app import build_senders
 from tracker.clock import system_clock
 from tracker.config import EMAIL_KINDS, Config
 from tracker.settings import ConfigError
+
+
+def template_locales(folders: list[Path]) -> set[str]:
+    """Locales some template is written in: the middle part of `kind.<locale>.mjml`."""
+    return {path.name.split(".")[1] for folder in folders for path in folder.glob("*.*.mjml")}
 
 
 def check(config: Config) -> tuple[list[str], list[str]]:
@@ -30,13 +37,16 @@ def check(config: Config) -> tuple[list[str], list[str]]:
         problems.append(str(exc))
     for key, shop in config.shops.items():
         renderer = Renderer(shop.templates_dir)
+        locales = [None, *sorted(template_locales(renderer.folders))]
         failed = 0
-        for kind in EMAIL_KINDS:
-            try:
-                renderer.render(kind, sample_context(kind, shop))
-            except TemplateError as exc:
-                failed += 1
-                problems.append(f"shop {key}, {kind}: {exc}")
+        for locale in locales:
+            for kind in EMAIL_KINDS:
+                try:
+                    renderer.render(kind, sample_context(kind, shop), locale=locale)
+                except TemplateError as exc:
+                    failed += 1
+                    problems.append(f"shop {key}, {kind} ({locale or 'en'}): {exc}")
         if not failed:
-            notes.append(f"shop {key}: all {len(EMAIL_KINDS)} templates render")
+            names = ", ".join(loc or "en" for loc in locales)
+            notes.append(f"shop {key}: all {len(EMAIL_KINDS)} templates render in {names}")
     return problems, notes
