@@ -13,9 +13,10 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from emails import context as ctx
+from emails.conditions import previous_coupon
 from emails.policy import customer_zone
 from emails.unsubscribe import unsubscribe_url
-from tracker.config import MARKETING_KINDS, Config, ShopSettings
+from tracker.config import Config, ShopSettings
 from tracker.models import Coupon, Customer, Email, Order, OrderLine, Shipment, TrackingEvent
 
 RELATED_LIMIT = 3
@@ -33,7 +34,7 @@ def load_rows(session: Session, email: Email) -> EmailRows:
     order = session.get_one(Order, email.order_id)
     customer = session.get_one(Customer, email.customer_id)
     shipment = session.get(Shipment, email.shipment_id) if email.shipment_id else None
-    if shipment is None and email.kind in MARKETING_KINDS:
+    if shipment is None and (email.marketing or email.flow):
         # follow-ups belong to the order; show its latest delivered parcel if there is one
         shipment = session.execute(
             select(Shipment).where(Shipment.order_id == order.id).order_by(Shipment.delivered_at.desc())
@@ -103,11 +104,16 @@ def build_context(
     context = ctx.assemble(shop, ctx.customer_context(rows.customer), ctx.order_context(rows.order, lines), shipment)
     context["timezone"] = customer_zone(rows.order.country, shop.timezone).key
     kind = rows.email.kind
-    if kind in MARKETING_KINDS:
+    if rows.email.marketing:
         context["unsubscribe_url"] = unsubscribe_url(shop.public_url or shop.url, secret, rows.customer.id)
     if kind == "feedback_request":
         context["feedback"] = ctx.feedback_context(shop, rows.order)
     if kind == "resell_coupon":
         context["coupon"] = ctx.coupon_context(shop, ensure_coupon(session, config, rows, secret, now))
         context["related_products"] = related_products(session, rows)
+    elif rows.email.flow:  # a later step (a reminder) shows the coupon an earlier step gave
+        earlier = previous_coupon(session, rows.email)
+        if earlier is not None:
+            context["coupon"] = ctx.coupon_context(shop, earlier)
+            context["related_products"] = related_products(session, rows)
     return context

@@ -131,6 +131,8 @@ SAMPLE_STATUS = {
     "delivered": ShipmentStatus.DELIVERED,
     "feedback_request": ShipmentStatus.DELIVERED,
     "resell_coupon": ShipmentStatus.DELIVERED,
+    "coupon_reminder": ShipmentStatus.DELIVERED,
+    "delayed": ShipmentStatus.IN_TRANSIT,
 }
 
 
@@ -168,7 +170,7 @@ def sample_context(kind: str, shop: ShopSettings, now: datetime | None = None) -
     if kind == "feedback_request":
         context["feedback"] = feedback_context(shop, order)
         context["unsubscribe_url"] = f"{shop.public_url or shop.url}/unsubscribe/sample-token"
-    if kind == "resell_coupon":
+    if kind in ("resell_coupon", "coupon_reminder"):
         coupon = Coupon(code="THANKS-7KQ2-M9XD", email_id=1, customer_id=1, discount="10%", created_at=now,
                         expires_at=now + timedelta(days=30))
         context["coupon"] = coupon_context(shop, coupon)

@@ -24,7 +24,7 @@ from emails.compose import build_context, load_rows
 from emails.policy import Decision, decide, retry_delay
 from emails.render import Renderer, TemplateError
 from emails.send import Message, PermanentSendError, Sender, TransientSendError
-from tracker.config import MARKETING_KINDS, Config
+from tracker.config import EMAIL_KINDS, MARKETING_KINDS, Config
 from tracker.db import claim, insert_ignore
 from tracker.models import Customer, Email, EmailState, Order, OrderState, Shipment, Suppression, SuppressionScope
 
@@ -33,8 +33,9 @@ LEASE = timedelta(minutes=5)
 BATCH = 200
 
 
-def idempotency_key(kind: str, order: Order, shipment: Shipment | None) -> str:
-    return f"{kind}:shipment:{shipment.id}" if shipment is not None else f"{kind}:order:{order.id}"
+def idempotency_key(kind: str, order: Order, shipment: Shipment | None, flow: str = "", step: int = 0) -> str:
+    key = f"{kind}:shipment:{shipment.id}" if shipment is not None else f"{kind}:order:{order.id}"
+    return f"{key}:flow:{flow}.{step}" if flow else key
 
 
 def message_id(key: str, order: Order, sender: str) -> str:
@@ -53,6 +54,9 @@ def enqueue(
     shipment: Shipment | None = None,
     due_at: datetime | None = None,
     notify: bool | None = None,
+    flow: str = "",
+    step: int = 0,
+    marketing: bool | None = None,
 ) -> bool:
     """Plan one email in the caller's transaction. True if it is new; planning it again does nothing.
 
@@ -60,10 +64,11 @@ def enqueue(
     order's) flag."""
     if notify is None:
         notify = shipment.notify if shipment is not None else order.notify
-    if kind not in config.emails.enabled or not notify or order.state is OrderState.CANCELLED:
+    switched_off = kind in EMAIL_KINDS and kind not in config.emails.enabled
+    if switched_off or not notify or order.state is OrderState.CANCELLED:
         return False
     customer = session.get_one(Customer, order.customer_id)
-    key = idempotency_key(kind, order, shipment)
+    key = idempotency_key(kind, order, shipment, flow, step)
     return insert_ignore(
         session,
         Email,
@@ -78,6 +83,9 @@ def enqueue(
         state=EmailState.QUEUED,
         created_at=now,
         due_at=due_at or now,
+        marketing=kind in MARKETING_KINDS if marketing is None else marketing,
+        flow=flow,
+        step=step,
     )
 
 
@@ -121,7 +129,7 @@ class Outbox:
         context = build_context(session, self.config, shop, rows, self.secret, now)
         rendered = self.renderers[email.shop].render(email.kind, context, locale=rows.customer.locale)
         headers = {"X-Trackmail-Ref": email.idempotency_key}
-        if email.kind in MARKETING_KINDS and context.get("unsubscribe_url"):
+        if email.marketing and context.get("unsubscribe_url"):
             headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         return Message(

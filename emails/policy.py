@@ -16,7 +16,8 @@ from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from tracker.config import MARKETING_KINDS, Config
+from emails.conditions import first_failing
+from tracker.config import EMAIL_KINDS, Config
 from tracker.models import Customer, Email, EmailState, Order, OrderState, Shipment, Suppression, SuppressionScope
 from tracker.status import ShipmentStatus
 
@@ -85,7 +86,7 @@ def _cap_frees_at(session: Session, config: Config, customer: Customer, now: dat
     """When the customer's marketing frequency cap has room again; None if it has room now."""
     window = config.emails.marketing_cap_window
     sent = session.execute(
-        select(Email.sent_at).where(Email.customer_id == customer.id, Email.kind.in_(MARKETING_KINDS),
+        select(Email.sent_at).where(Email.customer_id == customer.id, Email.marketing.is_(True),
                                     Email.state == EmailState.SENT, Email.sent_at > now - window)
         .order_by(Email.sent_at)
     ).scalars().all()
@@ -112,7 +113,7 @@ def _marketing(session: Session, config: Config, email: Email, order: Order, cus
         return skip("the order was returned or refunded")
     if now - email.due_at > config.notification_horizon:
         return skip(f"overdue by more than {config.notification_horizon}: too late to be relevant")
-    if email.kind == "resell_coupon":
+    if email.kind in ("resell_coupon", "coupon_reminder"):
         since = shipment.delivered_at if shipment and shipment.delivered_at else order.created_at
         if _reordered_since(session, customer, order, since):
             return skip("the customer has ordered again since")
@@ -129,7 +130,7 @@ def _marketing(session: Session, config: Config, email: Email, order: Order, cus
 
 def decide(session: Session, config: Config, email: Email, order: Order, customer: Customer,
            shipment: Shipment | None, now: datetime) -> Decision:
-    if email.kind not in config.emails.enabled:
+    if email.kind in EMAIL_KINDS and email.kind not in config.emails.enabled:
         return skip(f"{email.kind} emails are switched off in config")
     if order.state is OrderState.CANCELLED:
         return skip("the order was cancelled")
@@ -138,7 +139,14 @@ def decide(session: Session, config: Config, email: Email, order: Order, custome
     block = suppressed(session, customer.email)
     if block is not None and block.scope is SuppressionScope.ALL:
         return skip(f"the address is suppressed: {block.reason or block.source}")
-    if email.kind in MARKETING_KINDS:
+    if email.flow:
+        flow = next((f for f in config.flows if f.name == email.flow), None)
+        if flow is None or email.step >= len(flow.steps):
+            return skip(f"flow {email.flow!r} step {email.step + 1} is no longer in the config")
+        reason = first_failing(session, flow.steps[email.step].conditions, email, order, customer, now)
+        if reason is not None:
+            return skip(reason)
+    if email.marketing:
         return _marketing(session, config, email, order, customer, shipment, now)
     return SEND
 

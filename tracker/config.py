@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
-from datetime import time, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tracker.calendar import DAY_NAMES, ShopCalendar
+from tracker.flows import Flow, builtin_flows, parse_flows
 from tracker.settings import ConfigError, Section
 
 EMAIL_KINDS = (
@@ -23,8 +25,10 @@ EMAIL_KINDS = (
     "delivered",
     "feedback_request",
     "resell_coupon",
+    "coupon_reminder",
+    "delayed",
 )
-MARKETING_KINDS = frozenset({"feedback_request", "resell_coupon"})
+MARKETING_KINDS = frozenset({"feedback_request", "resell_coupon", "coupon_reminder"})
 TRANSPORTS = ("outbox", "smtp", "postmark")
 DEFAULT_CONFIG_NAME = "config.toml"
 
@@ -50,6 +54,7 @@ class ShopSettings:
     transport: str = ""  # overrides [emails] transport for this shop's emails
     templates_dir: Path | None = None
     social: tuple[tuple[str, str], ...] = ()  # (network name, profile URL), in the order written
+    calendar: ShopCalendar = field(default_factory=ShopCalendar)  # business_days, holidays
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class Config:
     shops: dict[str, ShopSettings]
     marketplaces: dict[str, AccountSettings] = field(default_factory=dict)
     couriers: dict[str, AccountSettings] = field(default_factory=dict)
+    flows: tuple[Flow, ...] = ()
 
     @property
     def is_sandbox(self) -> bool:
@@ -125,15 +131,16 @@ def _database_url(section: Section, base: Path) -> str:
 
 
 def _shop(key: str, section: Section, base: Path) -> ShopSettings:
-    section.check_keys(set(ShopSettings.__dataclass_fields__) - {"key"})
+    section.check_keys(set(ShopSettings.__dataclass_fields__) - {"key", "calendar"} | {"business_days", "holidays"})
     sender = section.str("sender")
     if "@" not in sender:
         raise section.error("sender", "must be an email address, like 'My Shop <hello@myshop.com>'")
     values: dict[str, Any] = {"key": key, "name": section.str("name"), "sender": sender}
     social = section.table("social")
     values["social"] = tuple((network, social.str(network)) for network in social.data)
+    values["calendar"] = _calendar(section)
     for name in ShopSettings.__dataclass_fields__:
-        if name in section.data and name not in values:
+        if name in section.data and name not in values and name not in ("business_days", "holidays"):
             values[name] = section.str(name)
     if "timezone" in values:
         try:
@@ -146,6 +153,20 @@ def _shop(key: str, section: Section, base: Path) -> ShopSettings:
             raise section.error("templates_dir", f"folder {folder} does not exist")
         values["templates_dir"] = folder
     return ShopSettings(**values)
+
+
+def _calendar(section: Section) -> ShopCalendar:
+    days = section.strings("business_days", ["mon", "tue", "wed", "thu", "fri"])
+    unknown = [d for d in days if d.lower()[:3] not in DAY_NAMES]
+    if unknown or not days:
+        raise section.error("business_days", f"must list days like 'mon', 'tue' (got {unknown or days})")
+    holidays = set()
+    for text in section.strings("holidays", []):
+        try:
+            holidays.add(date.fromisoformat(text))
+        except ValueError:
+            raise section.error("holidays", f"{text!r} is not a date like 2026-12-25") from None
+    return ShopCalendar(frozenset(DAY_NAMES.index(d.lower()[:3]) for d in days), frozenset(holidays))
 
 
 def _accounts(root: Section, key: str, shops: dict[str, ShopSettings]) -> dict[str, AccountSettings]:
@@ -224,9 +245,28 @@ def _hours(section: Section, key: str, default: tuple[time, time]) -> tuple[time
     return start, end
 
 
+def custom_kinds(shops: dict[str, ShopSettings]) -> set[str]:
+    """Template names every shop can render beyond the built-ins: a flow may send them."""
+    per_shop = []
+    for shop in shops.values():
+        folder = shop.templates_dir
+        names = {p.stem for p in folder.glob("*.mjml") if "." not in p.stem} if folder else set()
+        per_shop.append({n for n in names if (folder / f"{n}.txt").is_file()} - {"base"})
+    return set.intersection(*per_shop) if per_shop else set()
+
+
+def _flows(root: Section, config: Config) -> tuple[Flow, ...]:
+    entries = root.data.get("flows")
+    if entries is None:
+        return builtin_flows(config.emails.feedback_after, config.emails.coupon_after)
+    if not isinstance(entries, list):
+        raise root.error("flows", "must be written as [[flows]] tables")
+    return parse_flows(root.file, entries, set(EMAIL_KINDS) | custom_kinds(config.shops))
+
+
 def parse(data: dict[str, Any], path: Path) -> Config:
     root = Section(path, "", data)
-    root.check_keys({"trackmail", "schedule", "emails", "shops", "marketplaces", "couriers"})
+    root.check_keys({"trackmail", "schedule", "emails", "shops", "marketplaces", "couriers", "flows"})
     base = path.parent
     main = root.table("trackmail")
     main.check_keys({"database", "database_url", "notification_horizon", "expire_after", "clock_speed",
@@ -247,6 +287,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         marketplaces=_accounts(root, "marketplaces", shops),
         couriers=_accounts(root, "couriers", shops),
     )
+    config = replace(config, flows=_flows(root, config))
     for key, shop in shops.items():
         chosen = shop.transport or config.emails.transport
         if chosen not in TRANSPORTS:

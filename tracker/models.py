@@ -162,6 +162,10 @@ class Email(SQLModel, table=True):
     sent_at: datetime | None = Time(default=None)
     provider_id: str = ""
     last_error: str = ""
+    marketing: bool = False  # needs consent, honours unsubscribes, caps and the customer's daytime
+    flow: str = ""  # the [[flows]] entry that planned it, if any
+    step: int = 0
+    followed_up: bool = False  # the flow's next step has been planned (or the chain ended here)
 
 
 class SuppressionScope(StrEnum):
@@ -188,6 +192,11 @@ class Coupon(SQLModel, table=True):
     discount: str
     created_at: datetime = Time()
     expires_at: datetime = Time()
+    source: str = "local"
+    redeemed_order_id: int | None = Field(default=None, foreign_key="order.id")
+    redeemed_at: datetime | None = Time(default=None)
+    revenue: Decimal | None = Field(default=None, sa_column=Column(Numeric(12, 2, asdecimal=True), nullable=True))
+    currency: str = ""
 
 
 class FeedCursor(SQLModel, table=True):

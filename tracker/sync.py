@@ -10,14 +10,15 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from carriers import explain_courier
 from carriers.base import CarrierError, Marketplace, OrderRecord, ShipmentRecord
 from emails.outbox import cancel_for_order, enqueue
 from tracker.app import App
-from tracker.models import Customer, FeedCursor, Order, OrderLine, OrderState, Shipment
+from tracker.followups import flows_for, start_flow
+from tracker.models import Coupon, Customer, FeedCursor, Order, OrderLine, OrderState, Shipment
 
 log = logging.getLogger("trackmail.sync")
 OVERLAP = timedelta(minutes=10)  # re-read a little of the past: feeds are not always read-your-writes
@@ -30,6 +31,7 @@ class SyncReport:
     shipments_new: int = 0
     cancelled: int = 0
     emails_planned: int = 0
+    redemptions: int = 0
     errors: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # records a feed could not read, kept aside
 
@@ -87,6 +89,19 @@ def _shipment(app: App, session: Session, order: Order, item: ShipmentRecord, co
     return shipment
 
 
+def record_redemptions(session: Session, order: Order, codes: tuple[str, ...], now: datetime) -> int:
+    """An order that used one of our coupons: remember which, and what it earned."""
+    found = 0
+    wanted = {code.strip().upper() for code in codes if code.strip()}
+    for coupon in session.execute(select(Coupon).where(func.upper(Coupon.code).in_(wanted))).scalars():
+        if coupon.redeemed_order_id is None:
+            coupon.redeemed_order_id, coupon.redeemed_at = order.id, now
+            coupon.revenue, coupon.currency = order.total, order.currency
+            session.add(coupon)
+            found += 1
+    return found
+
+
 def _stop_polling(session: Session, order: Order, keep: list[str], reason: str) -> None:
     """Shipments the shop dropped (a corrected tracking number, a cancelled order) keep their history but are
     no longer polled and cause no more emails."""
@@ -120,6 +135,8 @@ def upsert_order(app: App, session: Session, account: str, record: OrderRecord, 
         report.orders_new += 1
         if record.created_at >= fresh and not (record.cancelled or record.refunded):
             report.emails_planned += enqueue(session, app.config, "order_confirmation", order, now=now)
+            for flow in flows_for(app, "order_created"):
+                report.emails_planned += start_flow(app, session, flow, order, record.created_at, now)
     else:
         report.orders_updated += 1
     if record.cancelled and order.state is not OrderState.CANCELLED:
@@ -130,6 +147,8 @@ def upsert_order(app: App, session: Session, account: str, record: OrderRecord, 
     if record.shipments:
         listed = [s.tracking_number for s in record.shipments]
         _stop_polling(session, order, listed, "the shop no longer lists this tracking number")
+    if record.discount_codes:
+        report.redemptions += record_redemptions(session, order, record.discount_codes, now)
     for item in record.shipments:
         shipment = _shipment(app, session, order, item, connected_at, now)
         if shipment is None:

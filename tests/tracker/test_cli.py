@@ -70,7 +70,7 @@ def test_preview_of_an_unknown_kind_lists_the_kinds(capsys):
 
 def test_check_passes_on_the_bundled_config(capsys):
     assert main(["--config", str(REPO / "config.toml"), "check"]) == 0
-    assert "all 11 templates render in en, de, fr" in capsys.readouterr().out
+    assert "all 13 templates render in en, de, fr" in capsys.readouterr().out
 
 
 def test_check_reports_a_broken_override_with_file_and_line(tmp_path, capsys):
