@@ -29,9 +29,14 @@ def due_time(app: App, order: Order, step: Step, start: datetime) -> datetime:
     shop = app.config.shops[order.shop]
     zone = customer_zone(order.country, shop.timezone)
     due = after(start, step.delay, shop.calendar, zone)
-    if step.send_at is not None:
-        due = at_local_time(due, step.send_at, zone, shop.calendar if step.delay.business_days else None)
-    return due
+    if step.send_at is None:
+        return due
+    if step.delay.business_days:  # the morning of the Nth business day, not the one after it
+        local_day = due.astimezone(zone).date()
+        on_the_day = datetime.combine(local_day, step.send_at, zone).astimezone(start.tzinfo)
+        if on_the_day >= start:
+            return on_the_day
+    return at_local_time(due, step.send_at, zone, shop.calendar if step.delay.business_days else None)
 
 
 def start_flow(app: App, session: Session, flow: Flow, order: Order, start: datetime, now: datetime,
