@@ -189,7 +189,7 @@ def test_a_bad_flow_names_the_key(tmp_path, entry, key, words):
 def test_a_custom_template_can_be_a_flow_step(tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
-    (folder / "care_tips.mjml").write_text("subject: Caring for your {{ order.number }}\n---\n<mj-section></mj-section>")
+    (folder / "care_tips.mjml").write_text("subject: Caring for {{ order.number }}\n---\n<mj-section></mj-section>")
     (folder / "care_tips.txt").write_text("Tips")
     text = MINIMAL.replace('name = "Demo"', 'name = "Demo"\ntemplates_dir = "mine"') + """
 [[flows]]
