@@ -9,17 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import Session
 
 from emails import context as ctx
 from emails.conditions import previous_coupon
 from emails.policy import customer_zone
+from emails.related import related_products
 from emails.unsubscribe import unsubscribe_url
 from tracker.config import Config, ShopSettings
 from tracker.models import Coupon, Customer, Email, Order, OrderLine, Shipment, TrackingEvent
-
-RELATED_LIMIT = 3
 
 
 @dataclass
@@ -66,29 +65,6 @@ def ensure_coupon(session: Session, config: Config, rows: EmailRows, secret: byt
     return coupon
 
 
-def related_products(session: Session, rows: EmailRows) -> list[dict[str, Any]]:
-    """The shop's best sellers this customer does not have yet (issue 6 refines this to co-purchases)."""
-    owned = (
-        select(OrderLine.product_id)
-        .join(Order, Order.id == OrderLine.order_id)
-        .where(Order.customer_id == rows.customer.id)
-    )
-    query = (
-        select(OrderLine.product_id, func.max(OrderLine.title), func.max(OrderLine.unit_price),
-               func.max(OrderLine.image_url), func.max(OrderLine.product_url), func.count())
-        .join(Order, Order.id == OrderLine.order_id)
-        .where(Order.shop == rows.order.shop, OrderLine.product_id != "", OrderLine.product_id.not_in(owned),
-               Order.currency == rows.order.currency)
-        .group_by(OrderLine.product_id)
-        .order_by(func.count().desc(), OrderLine.product_id)
-        .limit(RELATED_LIMIT)
-    )
-    return [
-        {"title": title, "price": price, "image_url": image, "url": url, "currency": rows.order.currency}
-        for _pid, title, price, image, url, _count in session.execute(query)
-    ]
-
-
 def build_context(
     session: Session, config: Config, shop: ShopSettings, rows: EmailRows, secret: bytes, now: datetime
 ) -> dict[str, Any]:
@@ -110,10 +86,10 @@ def build_context(
         context["feedback"] = ctx.feedback_context(shop, rows.order)
     if kind == "resell_coupon":
         context["coupon"] = ctx.coupon_context(shop, ensure_coupon(session, config, rows, secret, now))
-        context["related_products"] = related_products(session, rows)
+        context["related_products"] = related_products(session, shop, rows.order)
     elif rows.email.flow:  # a later step (a reminder) shows the coupon an earlier step gave
         earlier = previous_coupon(session, rows.email)
         if earlier is not None:
             context["coupon"] = ctx.coupon_context(shop, earlier)
-            context["related_products"] = related_products(session, rows)
+            context["related_products"] = related_products(session, shop, rows.order)
     return context

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -55,6 +56,7 @@ class ShopSettings:
     templates_dir: Path | None = None
     social: tuple[tuple[str, str], ...] = ()  # (network name, profile URL), in the order written
     calendar: ShopCalendar = field(default_factory=ShopCalendar)  # business_days, holidays
+    related_products: tuple[dict, ...] = ()  # suggested when the shop's history has too little to go on
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,9 @@ def _shop(key: str, section: Section, base: Path) -> ShopSettings:
     social = section.table("social")
     values["social"] = tuple((network, social.str(network)) for network in social.data)
     values["calendar"] = _calendar(section)
+    values["related_products"] = _products(section)
     for name in ShopSettings.__dataclass_fields__:
-        if name in section.data and name not in values and name not in ("business_days", "holidays"):
+        if name in section.data and name not in values:
             values[name] = section.str(name)
     if "timezone" in values:
         try:
@@ -153,6 +156,23 @@ def _shop(key: str, section: Section, base: Path) -> ShopSettings:
             raise section.error("templates_dir", f"folder {folder} does not exist")
         values["templates_dir"] = folder
     return ShopSettings(**values)
+
+
+def _products(section: Section) -> tuple[dict, ...]:
+    entries = section.data.get("related_products", [])
+    if not isinstance(entries, list):
+        raise section.error("related_products", "must be written as [[shops.<name>.related_products]] tables")
+    products = []
+    for index, entry in enumerate(entries):
+        item = Section(section.file, f"{section.path}.related_products[{index}]", entry)
+        item.check_keys({"title", "url", "image_url", "price"})
+        try:
+            price = Decimal(item.str("price"))
+        except InvalidOperation:
+            raise item.error("price", "must be an amount written as a string, like '19.90'") from None
+        products.append({"title": item.str("title"), "url": item.str("url"), "image_url": item.str("image_url", ""),
+                         "price": price})
+    return tuple(products)
 
 
 def _calendar(section: Section) -> ShopCalendar:
