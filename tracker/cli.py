@@ -56,6 +56,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     outbox = args.outbox or base / "outbox-simulate"
     summary = asyncio.run(simulate(config, args.days, seed=args.seed, database_url=f"sqlite:///{database}",
                                    outbox_dir=Path(outbox)))
+    if args.per_customer:
+        from tracker.simulate import emails_per_customer
+
+        customers = emails_per_customer(f"sqlite:///{database}")
+        if args.json:
+            print(json.dumps(customers, indent=2))
+            return 0
+        for customer, emails in customers.items():
+            print(customer)
+            for e in emails:
+                why = f"  ({e['reason']})" if e["reason"] else ""
+                flow = f" [{e['flow']}]" if e["flow"] else ""
+                print(f"  {e['at'][:16].replace('T', ' ')}  {e['order']:<8} {e['kind']:<22} {e['state']:<9}{flow}{why}")
+        return 0
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
         return 0
@@ -145,6 +159,7 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=None, help="overrides the sandbox accounts' seed")
     sim.add_argument("--database", type=Path, help="SQLite file (default: simulate.db beside the config)")
     sim.add_argument("--outbox", type=Path, help="email folder (default: outbox-simulate beside the config)")
+    sim.add_argument("--per-customer", action="store_true", help="list each customer's emails and their fate")
     sim.add_argument("--json", action="store_true")
     sim.set_defaults(func=cmd_simulate)
 

@@ -20,7 +20,7 @@ from tracker.clock import ManualClock
 from tracker.config import Config
 from tracker.db import open_db
 from tracker.jobs import run_cycle
-from tracker.models import Email, EmailState, Order, Shipment
+from tracker.models import Customer, Email, EmailState, Order, Shipment
 from tracker.poll import next_poll
 
 DEFAULT_START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)  # fixed, so a seed always tells the same story
@@ -45,6 +45,29 @@ class Summary:
         data = dataclasses.asdict(self)
         data["start"], data["end"] = self.start.isoformat(), self.end.isoformat()
         return data
+
+
+def emails_per_customer(database_url: str) -> dict[str, list[dict]]:
+    """Every customer's emails in time order, with what happened to each: what a merchant reads to check
+    that their flows do what they meant."""
+    engine = open_db(database_url)
+    try:
+        with Session(engine) as session:
+            rows = session.execute(
+                select(Customer.name, Customer.email, Email.kind, Email.flow, Email.state, Email.sent_at,
+                       Email.due_at, Email.last_error, Order.number)
+                .join(Customer, Customer.id == Email.customer_id).join(Order, Order.id == Email.order_id)
+                .order_by(Customer.email, func.coalesce(Email.sent_at, Email.due_at), Email.id)
+            ).all()
+    finally:
+        engine.dispose()
+    result: dict[str, list[dict]] = {}
+    for name, address, kind, flow, state, sent_at, due_at, error, number in rows:
+        when = sent_at or due_at
+        result.setdefault(f"{name} <{address}>", []).append({
+            "at": when.isoformat(), "order": number, "kind": kind, "flow": flow, "state": str(state),
+            "reason": error if state is not EmailState.SENT else ""})
+    return result
 
 
 def sandbox_only(config: Config) -> Config:

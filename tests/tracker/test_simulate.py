@@ -107,3 +107,21 @@ def test_simulate_prints_a_summary_for_people_and_json_for_machines(tmp_path, ca
     with Session(engine) as session:
         assert session.execute(select(func.count()).select_from(Order)).scalar_one() == data["orders"]
     engine.dispose()
+
+
+def test_per_customer_shows_each_customers_emails_in_order_with_their_fate(tmp_path, capsys):
+    args = ["--config", str(REPO / "config.toml"), "simulate", "--days", "25", "--database",
+            str(tmp_path / "p.db"), "--outbox", str(tmp_path / "out")]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args + ["--per-customer", "--json"]) == 0
+    customers = json.loads(capsys.readouterr().out)
+    assert len(customers) > 100
+    for emails in customers.values():
+        times = [e["at"] for e in emails]
+        assert times == sorted(times)
+        for e in emails:
+            assert e["state"] == "sent" or e["reason"] or e["state"] == "queued"
+    flows = [e for emails in customers.values() for e in emails if e["flow"]]
+    assert {e["flow"] for e in flows} == {"feedback", "coupon"}
+    assert any(e["kind"] == "coupon_reminder" for e in flows)
