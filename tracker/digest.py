@@ -15,7 +15,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from tracker.estimates import human_span
-from tracker.status import FINAL, LABELS, ShipmentStatus
+from tracker.status import FINAL, ShipmentStatus
 
 ProblemKind = Literal["exception", "failed_attempt", "delayed", "returned", "expired"]
 
@@ -113,6 +113,12 @@ def _subject(shop_name: str, groups: dict[str, list[ProblemShipment]]) -> str:
     return f"[{_line(shop_name)}] {_headline(groups)}"
 
 
+def _status(problem: ProblemShipment) -> str:
+    """The canonical name ("Exception", "In transit"): status.LABELS is the customer's wording, where an
+    exception reads "Delayed" and would blur the merchant's groups."""
+    return problem.status.value.replace("_", " ").capitalize()
+
+
 def _when(problem: ProblemShipment, now: datetime) -> str:
     return f"{problem.since.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({human_span(now - problem.since)} ago)"
 
@@ -123,7 +129,7 @@ def _text(shop_name: str, groups: dict[str, list[ProblemShipment]], now: datetim
         out += [f"{HEADINGS[kind]} ({len(items)})", ""]
         for p in items[:MAX_PER_KIND]:
             out.append(f"- Order {_line(p.order_number)} · {_line(p.customer_name)} · {_line(p.courier)} "
-                       f"{_line(p.tracking_number)} · {LABELS[p.status]} since {_when(p, now)}")
+                       f"{_line(p.tracking_number)} · {_status(p)} since {_when(p, now)}")
             out += [f"  {_line(text)}" for text in (p.detail, p.tracking_url) if _line(text)]
         if len(items) > MAX_PER_KIND:
             out.append(f"…and {len(items) - MAX_PER_KIND} more")
@@ -147,7 +153,7 @@ def _row(p: ProblemShipment, now: datetime) -> str:
     url = _safe_url(p.tracking_url)
     if url:
         parcel = f'<a href="{e(url)}">{parcel}</a>'
-    cells = (e(p.order_number), e(p.customer_name), parcel, e(f"{LABELS[p.status]} since {_when(p, now)}"),
+    cells = (e(p.order_number), e(p.customer_name), parcel, e(f"{_status(p)} since {_when(p, now)}"),
              e(p.detail))
     return "<tr>" + "".join(f'<td style="{CELL}">{cell}</td>' for cell in cells) + "</tr>"
 

@@ -290,7 +290,8 @@ SANDBOX_DE = Lane("sandbox", "DE")
 
 def sandbox_journeys(country: str, count: int, start: int = 0) -> list:
     cities = len(COUNTRIES[country].cities)
-    numbers = [make_tracking_number(SANDBOX_T0 + i * 7 * H, country, i % cities, i) for i in range(start, start + count)]
+    numbers = (make_tracking_number(SANDBOX_T0 + i * 7 * H, country, i % cities, i)
+               for i in range(start, start + count))
     return [journey(7, number) for number in numbers]
 
 
