@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +11,7 @@ from sqlmodel import Session
 
 from emails import context as ctx
 from emails.conditions import previous_coupon
+from emails.coupons import derive_code
 from emails.policy import customer_zone
 from emails.related import related_products
 from emails.unsubscribe import unsubscribe_url
@@ -41,19 +39,12 @@ def load_rows(session: Session, email: Email) -> EmailRows:
     return EmailRows(email, order, customer, shipment)
 
 
-def coupon_code(secret: bytes, key: str) -> str:
-    """Unguessable, and the same on every retry of the same email, so a resend never mints a second code."""
-    digest = hmac.new(secret, b"coupon:" + key.encode(), hashlib.sha256).digest()
-    letters = base64.b32encode(digest).decode().translate(str.maketrans("01O", "XYZ"))
-    return f"THANKS-{letters[:4]}-{letters[4:8]}"
-
-
 def ensure_coupon(session: Session, config: Config, rows: EmailRows, secret: bytes, now: datetime) -> Coupon:
     existing = session.execute(select(Coupon).where(Coupon.email_id == rows.email.id)).scalar_one_or_none()
     if existing is not None:
         return existing
     coupon = Coupon(
-        code=coupon_code(secret, rows.email.idempotency_key),
+        code=derive_code(secret, rows.email.idempotency_key),
         email_id=rows.email.id,
         customer_id=rows.customer.id,
         discount=config.emails.coupon_discount,

@@ -28,8 +28,8 @@ Shop-created codes (facts from carrier-samples README §8 and §10, shopify.dev 
   single-use, and a per-customer code fails exactly where it hurts: guests (trackmail keys them
   `guest:<email>`, there is no customer gid to name), customers who check out under another address or are
   not recognised at checkout, and customers deleted or merged since the order (the mutation then refuses the
-  gid and the email would be held). `customerSelection` is deprecated in favour of `context` since
-  2025-xx but still accepted by 2026-07; the published example uses it.
+  gid and the email would be held). `customerSelection` is marked deprecated in favour of
+  `context` (2026-01, 2026-07) but still accepted; the published example uses it.
   A duplicate code is a `userErrors` entry (code TAKEN, field [..., "code"]); its exact message is not in
   the published samples, so TAKEN/DUPLICATE or a message saying "unique"/"already taken"/"already exists" on
   the code field all count.
@@ -56,22 +56,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from carriers.base import AuthError, CarrierError, ResponseError, TransientError, excerpt
 from carriers.http import Http, Limits, RetryPolicy, make_client, parse_json
 from carriers.shopify import DEFAULT_API_VERSION, throttle_wait
 from carriers.woocommerce import REFUSALS, _QueryKeys
-from tracker.config import AccountSettings
 from tracker.db import insert_ignore
 from tracker.models import Coupon
-from tracker.settings import Section
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from tracker.config import AccountSettings
+    from tracker.settings import Section
 
 SOURCES = ("local", "pool", "shopify", "woocommerce")
 DEFAULT_LIMITS = Limits(concurrency=2, per_second=2.0)
@@ -282,7 +285,8 @@ class PoolCoupons:
             for chunk in _chunks(codes):
                 for code in self._unused(session, chunk):
                     row = {"code": code, "email_id": request.email_id, "customer_id": request.customer_id,
-                           "discount": request.discount, "created_at": request.now, "expires_at": request.expires_at}
+                           "discount": request.discount, "created_at": request.now, "expires_at": request.expires_at,
+                           "source": "pool", "currency": request.currency}
                     if insert_ignore(session, Coupon, **row):
                         session.commit()
                         return IssuedCoupon(code, request.discount, request.expires_at, "pool")
@@ -296,7 +300,7 @@ class PoolCoupons:
     @staticmethod
     def _held(session: Session, request: CouponRequest) -> IssuedCoupon | None:
         row = session.execute(select(Coupon).where(Coupon.email_id == request.email_id)).scalar_one_or_none()
-        return None if row is None else IssuedCoupon(row.code, row.discount, row.expires_at, "pool")
+        return None if row is None else IssuedCoupon(row.code, row.discount, row.expires_at, row.source)
 
     @staticmethod
     def _unused(session: Session, chunk: Sequence[str]) -> list[str]:

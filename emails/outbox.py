@@ -20,16 +20,29 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from carriers.base import AuthError, TransientError
 from emails.compose import build_context, load_rows
+from emails.coupons import CouponError, CouponRequest, CouponSource, LocalCoupons
 from emails.policy import Decision, decide, retry_delay
 from emails.render import Renderer, TemplateError
 from emails.send import Message, PermanentSendError, Sender, TransientSendError
 from tracker.config import EMAIL_KINDS, MARKETING_KINDS, Config
 from tracker.db import claim, insert_ignore
-from tracker.models import Customer, Email, EmailState, Order, OrderState, Shipment, Suppression, SuppressionScope
+from tracker.models import (
+    Coupon,
+    Customer,
+    Email,
+    EmailState,
+    Order,
+    OrderState,
+    Shipment,
+    Suppression,
+    SuppressionScope,
+)
 
 log = logging.getLogger("trackmail.outbox")
 LEASE = timedelta(minutes=5)
+MINTS_COUPON = frozenset({"resell_coupon"})
 BATCH = 200
 
 
@@ -111,20 +124,45 @@ class SendReport:
 
 class Outbox:
     def __init__(self, config: Config, sender: Sender, secret: bytes,
-                 shop_senders: dict[str, Sender] | None = None) -> None:
+                 shop_senders: dict[str, Sender] | None = None, coupons: CouponSource | None = None) -> None:
         self.config = config
         self.sender = sender  # the [emails] transport
         self.shop_senders = shop_senders or {}  # shops that chose their own
         self.secret = secret
+        self.coupons = coupons or LocalCoupons(secret)
         self.renderers = {key: Renderer(shop.templates_dir) for key, shop in config.shops.items()}
 
-    def _prepare(self, session: Session, email_id: int, now: datetime) -> Message | Decision:
-        """The message to send, or the decision not to send it now. Runs inside a transaction, no network."""
+    def _decide(self, engine: Engine, email_id: int, now: datetime) -> Decision:
+        with Session(engine) as session:
+            email = session.get_one(Email, email_id)
+            rows = load_rows(session, email)
+            return decide(session, self.config, email, rows.order, rows.customer, rows.shipment, now)
+
+    async def _ensure_coupon(self, engine: Engine, email_id: int, now: datetime) -> None:
+        """Mint the email's coupon before rendering: the shop's API is called with no transaction open, and
+        the code is stored at once, so a later failure never loses it or mints a second one."""
+        with Session(engine) as session:
+            email = session.get_one(Email, email_id)
+            if email.kind not in MINTS_COUPON or session.execute(
+                    select(Coupon.id).where(Coupon.email_id == email_id)).first():
+                return
+            rows = load_rows(session, email)
+            request = CouponRequest(key=email.idempotency_key, customer_email=rows.customer.email,
+                                    customer_external_id=rows.customer.external_id,
+                                    discount=self.config.emails.coupon_discount,
+                                    valid_for=self.config.emails.coupon_valid_for, now=now,
+                                    currency=rows.order.currency, email_id=email_id, customer_id=rows.customer.id)
+        issued = await self.coupons.issue(request)
+        with Session(engine) as session:
+            insert_ignore(session, Coupon, code=issued.code, email_id=email_id, customer_id=request.customer_id,
+                          discount=issued.discount, created_at=now, expires_at=issued.expires_at,
+                          source=issued.source, currency=request.currency)
+            session.commit()
+
+    def _prepare(self, session: Session, email_id: int, now: datetime) -> Message:
+        """The message, rendered from the rows as they are now. Runs inside a transaction, no network."""
         email = session.get_one(Email, email_id)
         rows = load_rows(session, email)
-        decision = decide(session, self.config, email, rows.order, rows.customer, rows.shipment, now)
-        if decision.action != "send":
-            return decision
         shop = self.config.shops[email.shop]
         context = build_context(session, self.config, shop, rows, self.secret, now)
         rendered = self.renderers[email.shop].render(email.kind, context, locale=rows.customer.locale)
@@ -143,22 +181,33 @@ class Outbox:
             session.execute(update(Email).where(Email.id == email_id).values(claimed_until=None, **values))
             session.commit()
 
+    def _hold(self, engine: Engine, email_id: int, error: Exception, report: SendReport) -> None:
+        """Not sent broken, not lost: held until a person fixes the cause (see release_held)."""
+        log.error("email %s held: %s", email_id, error)
+        report.held += 1
+        report.errors.append(str(error))
+        self._finish(engine, email_id, state=EmailState.HELD, last_error=str(error))
+
     async def send_one(self, engine: Engine, email_id: int, now: datetime, report: SendReport) -> None:
+        decision = self._decide(engine, email_id, now)
+        if decision.action == "defer":
+            report.deferred += 1
+            return self._finish(engine, email_id, due_at=decision.until, last_error=decision.reason)
+        if decision.action == "skip":
+            report.skipped += 1
+            return self._finish(engine, email_id, state=EmailState.SKIPPED, last_error=decision.reason)
+        try:
+            await self._ensure_coupon(engine, email_id, now)
+        except TransientError as exc:
+            return self._retry(engine, email_id, now, str(exc), report)
+        except (CouponError, AuthError) as exc:  # no code to give (pool empty, shop refused): never send without
+            return self._hold(engine, email_id, exc, report)
         try:
             with Session(engine) as session:
                 prepared = self._prepare(session, email_id, now)
-                session.commit()  # keeps a coupon minted for this email, even if sending fails
+                session.commit()
         except TemplateError as exc:
-            log.error("email %s held: %s", email_id, exc)
-            report.held += 1
-            report.errors.append(str(exc))
-            return self._finish(engine, email_id, state=EmailState.HELD, last_error=str(exc))
-        if isinstance(prepared, Decision):
-            if prepared.action == "defer":
-                report.deferred += 1
-                return self._finish(engine, email_id, due_at=prepared.until, last_error=prepared.reason)
-            report.skipped += 1
-            return self._finish(engine, email_id, state=EmailState.SKIPPED, last_error=prepared.reason)
+            return self._hold(engine, email_id, exc, report)
         name = f"{email_id:07d}-{prepared.kind}"
         try:
             sender = self.shop_senders.get(prepared.shop, self.sender)

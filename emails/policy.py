@@ -136,6 +136,8 @@ def decide(session: Session, config: Config, email: Email, order: Order, custome
         return skip("the order was cancelled")
     if email.shipment_id is not None and shipment is not None and not shipment.notify:
         return skip("the shop no longer lists this parcel")
+    if email.kind == "delayed" and shipment is not None and shipment.delayed_at is None:
+        return skip("the parcel is moving again")
     block = suppressed(session, customer.email)
     if block is not None and block.scope is SuppressionScope.ALL:
         return skip(f"the address is suppressed: {block.reason or block.source}")

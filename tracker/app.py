@@ -57,6 +57,15 @@ def build_senders(config: Config, outbox_dir: Path | None = None) -> tuple[Sende
     return default, per_shop
 
 
+def build_coupon_source(config: Config, secret: bytes, engine: Engine):
+    """Where resell coupon codes come from: `[emails.coupons]`, else codes derived locally."""
+    from emails.coupons import LocalCoupons, coupon_source_from_settings
+
+    if config.emails.coupons is None:
+        return LocalCoupons(secret)
+    return coupon_source_from_settings(config.emails.coupons, secret, engine, config.marketplaces)
+
+
 def _seeded(account: AccountSettings, seed: int | None) -> AccountSettings:
     """The account with its sandbox seed replaced (`simulate --seed`); real accounts are left alone."""
     if seed is None or account.type != "sandbox":
@@ -88,13 +97,14 @@ class App:
         engine = engine or open_db(database_url or config.database_url)
         secret = bytes.fromhex(stored_setting(engine, "secret", secrets.token_hex(32)))
         sender, shop_senders = build_senders(config, outbox_dir)
+        coupons = build_coupon_source(config, secret, engine)
         return cls(
             config=config,
             engine=engine,
             clock=clock,
             couriers={n: build_courier(_seeded(a, seed), clock) for n, a in config.couriers.items()},
             marketplaces={n: build_marketplace(_seeded(a, seed), clock) for n, a in config.marketplaces.items()},
-            outbox=Outbox(config, sender, secret, shop_senders),
+            outbox=Outbox(config, sender, secret, shop_senders, coupons),
         )
 
     def lookback(self, account: str) -> timedelta:
@@ -105,7 +115,8 @@ class App:
         return self.clock()
 
     async def aclose(self) -> None:
-        senders = {id(s): s for s in [self.outbox.sender, *self.outbox.shop_senders.values()]}.values()
+        senders = {id(s): s for s in [self.outbox.sender, *self.outbox.shop_senders.values(),
+                                      self.outbox.coupons]}.values()
         for adapter in [*self.couriers.values(), *self.marketplaces.values(), *senders]:
             close = getattr(adapter, "aclose", None)
             if close is not None:

@@ -48,6 +48,7 @@ class ShopSettings:
     background_color: str = "#f4f5f7"
     font_family: str = "Helvetica, Arial, sans-serif"
     support_email: str = ""
+    alerts_email: str = ""  # the merchant's daily digest of problem parcels (default: support_email)
     footer: str = ""
     review_url: str = ""
     public_url: str = ""
@@ -78,6 +79,7 @@ class Schedule:
     poll_shipments: timedelta = timedelta(minutes=1)
     plan_followups: timedelta = timedelta(minutes=10)
     send_emails: timedelta = timedelta(seconds=30)
+    watch_shipments: timedelta = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class EmailSettings:
     coupon_valid_for: timedelta = timedelta(days=30)
     retry_for: timedelta = timedelta(days=2)
     transport_tables: dict[str, Section] = field(default_factory=dict)  # [emails.smtp], [emails.postmark]
+    coupons: Section | None = None  # [emails.coupons]: where codes come from (emails/coupons.py)
     consent_when_unknown: bool = False  # marketing to customers whose marketplace does not say
     marketing_cap: int = 2  # marketing emails per customer per window
     marketing_cap_window: timedelta = timedelta(days=7)
@@ -216,7 +219,7 @@ def _emails(section: Section, base: Path) -> EmailSettings:
     section.check_keys(
         {"transport", "outbox_dir", "kinds", "feedback_after", "coupon_after", "coupon_discount",
          "coupon_valid_for", "retry_for", "marketing_when_consent_unknown", "marketing_cap", "marketing_cap_window",
-         "marketing_hours", *TRANSPORTS}
+         "marketing_hours", "coupons", *TRANSPORTS}
     )
     defaults = EmailSettings()
     transport = section.str("transport", defaults.transport)
@@ -234,15 +237,27 @@ def _emails(section: Section, base: Path) -> EmailSettings:
         enabled=enabled,
         feedback_after=section.duration("feedback_after", defaults.feedback_after),
         coupon_after=section.duration("coupon_after", defaults.coupon_after),
-        coupon_discount=section.str("coupon_discount", defaults.coupon_discount),
+        coupon_discount=_discount(section, defaults.coupon_discount),
         coupon_valid_for=section.duration("coupon_valid_for", defaults.coupon_valid_for),
         retry_for=section.duration("retry_for", defaults.retry_for),
         transport_tables=tables,
+        coupons=section.table("coupons") if "coupons" in section.data else None,
         consent_when_unknown=_consent_policy(section),
         marketing_cap=section.int("marketing_cap", defaults.marketing_cap, minimum=1),
         marketing_cap_window=section.duration("marketing_cap_window", defaults.marketing_cap_window),
         marketing_hours=_hours(section, "marketing_hours", defaults.marketing_hours),
     )
+
+
+def _discount(section: Section, default: str) -> str:
+    from emails.coupons import parse_discount
+
+    text = section.str("coupon_discount", default)
+    try:
+        parse_discount(text)
+    except ValueError as exc:
+        raise section.error("coupon_discount", str(exc)) from None
+    return text
 
 
 def _consent_policy(section: Section) -> bool:

@@ -11,6 +11,7 @@ from tracker.app import App
 from tracker.followups import plan_followups
 from tracker.poll import poll_shipments
 from tracker.sync import sync_orders
+from tracker.watch import watch_shipments
 
 
 async def _plan_followups(app: App, now: datetime) -> int:
@@ -30,6 +31,7 @@ class Job:
 JOBS = (
     Job("sync_orders", sync_orders),
     Job("poll_shipments", poll_shipments),
+    Job("watch_shipments", watch_shipments),
     Job("plan_followups", _plan_followups),
     Job("send_emails", send_emails),
 )

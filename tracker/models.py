@@ -115,6 +115,9 @@ class Shipment(SQLModel, table=True):
     followups_planned: bool = False
     # False for a parcel that shipped before its shop was connected: history, it emails nobody.
     notify: bool = True
+    delayed_at: datetime | None = Time(default=None)  # flagged quiet for longer than normal; cleared by news
+    delay_reason: str = ""
+    final_at: datetime | None = Time(default=None)  # when it became delivered, returned or expired
 
 
 class TrackingEvent(SQLModel, table=True):

@@ -71,6 +71,7 @@ def apply_result(app: App, session: Session, shipment: Shipment, result: Trackin
         _store_events(session, shipment, transition, now)
         if transition.cause is not None:
             shipment.status, shipment.last_event_at = transition.after.status, transition.after.last_event_at
+            shipment.delayed_at, shipment.delay_reason = None, ""  # news: no longer quiet
             shipment.status_code, shipment.status_description = transition.cause.code, transition.cause.description
             if shipment.status is ShipmentStatus.DELIVERED:
                 shipment.delivered_at = transition.cause.at
@@ -88,6 +89,8 @@ def apply_result(app: App, session: Session, shipment: Shipment, result: Trackin
         shipment.status = expired.status
     delay = next_poll_delay(ShipmentState(shipment.status, shipment.last_event_at), now)
     shipment.next_poll_at = None if delay is None else now + delay
+    if shipment.status in FINAL and shipment.final_at is None:
+        shipment.final_at = now
     session.add(shipment)
     return notify
 

@@ -1,0 +1,152 @@
+"""The watch_shipments job: notice parcels that went quiet, estimate delivery days, and send each shop's
+merchant one digest a day of the parcels that need attention.
+
+What is normal is learned from the shop's own delivered parcels (tracker/estimates.py); this module only
+loads that history, applies the answers and remembers what it already did (a delay is flagged and emailed
+once; a digest goes once per shop and day).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from itertools import pairwise
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from emails.outbox import enqueue
+from emails.policy import customer_zone
+from emails.send import Message, SendError
+from tracker.app import App, stored_setting
+from tracker.digest import ProblemShipment, build_digest, classify
+from tracker.estimates import History, Lane, check_delay, estimate_delivery
+from tracker.models import Customer, Order, Setting, Shipment, TrackingEvent
+from tracker.status import FINAL, ShipmentStatus
+
+log = logging.getLogger("trackmail.watch")
+EVERY = timedelta(hours=1)  # learning from history is not free: at most once an hour
+HISTORY_LIMIT = 3000  # recent delivered parcels to learn from
+DIGEST_AT = time(8)  # the merchant's morning, in the shop's time zone
+
+
+@dataclass
+class WatchReport:
+    delayed: int = 0
+    estimated: int = 0
+    digests: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def load_history(session: Session) -> History:
+    """The newest delivered parcels, each as its lane, times and silences per status."""
+    shipments = session.execute(
+        select(Shipment.id, Shipment.courier, Order.country, Shipment.shipped_at, Shipment.delivered_at)
+        .join(Order, Order.id == Shipment.order_id)
+        .where(Shipment.status == ShipmentStatus.DELIVERED, Shipment.courier != "")
+        .order_by(Shipment.delivered_at.desc()).limit(HISTORY_LIMIT)
+    ).all()
+    events: dict[int, list[tuple[datetime, ShipmentStatus]]] = {}
+    ids = [s.id for s in shipments]
+    for start in range(0, len(ids), 500):
+        for shipment_id, at, status in session.execute(
+            select(TrackingEvent.shipment_id, TrackingEvent.at, TrackingEvent.status)
+            .where(TrackingEvent.shipment_id.in_(ids[start:start + 500]), TrackingEvent.applied.is_(True))
+            .order_by(TrackingEvent.shipment_id, TrackingEvent.at)
+        ):
+            events.setdefault(shipment_id, []).append((at, status))
+    rows = []
+    for shipment_id, courier, country, shipped_at, delivered_at in shipments:
+        scans = events.get(shipment_id, [])
+        gaps = [(a[1], b[0] - a[0]) for a, b in pairwise(scans)]
+        if scans:
+            gaps.append((ShipmentStatus.PENDING, scans[0][0] - shipped_at))
+        rows.append((courier, country, shipped_at, delivered_at, gaps))
+    return History.from_rows(rows)
+
+
+def _live(session: Session):
+    return session.execute(
+        select(Shipment, Order).join(Order, Order.id == Shipment.order_id)
+        .where(Shipment.status.not_in(list(FINAL)), Shipment.notify.is_(True), Shipment.courier != "",
+               Shipment.next_poll_at.is_not(None))
+    ).all()
+
+
+def flag_delays(app: App, session: Session, history: History, now: datetime, report: WatchReport) -> None:
+    for shipment, order in _live(session):
+        lane = Lane(shipment.courier, order.country)
+        if shipment.estimated_delivery is None:
+            zone = customer_zone(order.country, app.config.shops[order.shop].timezone)
+            shipment.estimated_delivery = estimate_delivery(history, lane, shipment.shipped_at, None, zone).date
+            report.estimated += 1
+        if shipment.delayed_at is None:
+            reason = check_delay(history, lane, shipment.status, shipment.last_event_at or shipment.shipped_at, now)
+            if reason is not None:
+                shipment.delayed_at, shipment.delay_reason = now, reason
+                report.delayed += 1
+                log.info("shipment %s (%s) delayed: %s", shipment.id, shipment.tracking_number, reason)
+                enqueue(session, app.config, "delayed", order, now=now, shipment=shipment)
+        session.add(shipment)
+
+
+def _problems(session: Session, shop: str, since: datetime) -> list[ProblemShipment]:
+    rows = session.execute(
+        select(Shipment, Order, Customer).join(Order, Order.id == Shipment.order_id)
+        .join(Customer, Customer.id == Order.customer_id)
+        .where(Order.shop == shop, Shipment.notify.is_(True))
+        .where((Shipment.status.not_in(list(FINAL))) | (Shipment.final_at >= since))
+    ).all()
+    problems = []
+    for shipment, order, customer in rows:
+        kind = classify(shipment.status, shipment.delayed_at is not None)
+        if kind is None:
+            continue
+        detail = shipment.delay_reason if kind == "delayed" else shipment.status_description
+        when = (shipment.delayed_at if kind == "delayed" else shipment.last_event_at) or shipment.shipped_at
+        problems.append(ProblemShipment(order.number, customer.name, shipment.tracking_number, shipment.courier,
+                                        shipment.status, kind, when, detail or "", shipment.tracking_url))
+    return problems
+
+
+async def send_digests(app: App, now: datetime, report: WatchReport) -> None:
+    """Once a day per shop, after the merchant's morning, to its alerts address."""
+    for key, shop in app.config.shops.items():
+        recipient = shop.alerts_email or shop.support_email
+        zone = customer_zone("", shop.timezone)
+        local = now.astimezone(zone)
+        setting = f"digest:{key}"
+        last = datetime.fromisoformat(stored_setting(app.engine, setting, (now - timedelta(days=1)).isoformat()))
+        if not recipient or local.time() < DIGEST_AT or last.astimezone(zone).date() >= local.date():
+            continue
+        with Session(app.engine) as session:
+            digest = build_digest(shop.name, _problems(session, key, last), now)
+        if digest is not None:
+            message = Message(message_id=f"<digest-{key}-{local.date()}@trackmail.invalid>", sender=shop.sender,
+                              to=recipient, subject=digest.subject, html=digest.html, text=digest.text, date=now,
+                              kind="merchant_digest", shop=key)
+            sender = app.outbox.shop_senders.get(key, app.outbox.sender)
+            try:
+                await sender.send(message, f"digest-{key}-{local.date()}")
+            except SendError as exc:
+                report.errors.append(f"digest for {key}: {exc}")
+                continue  # tried again on the next run
+            report.digests += 1
+        with Session(app.engine) as session:
+            session.merge(Setting(key=setting, value=now.isoformat()))
+            session.commit()
+
+
+async def watch_shipments(app: App, now: datetime) -> WatchReport:
+    report = WatchReport()
+    last = datetime.fromisoformat(stored_setting(app.engine, "watch:last_run", (now - EVERY).isoformat()))
+    if now - last < EVERY:
+        return report
+    with Session(app.engine) as session:
+        history = load_history(session)
+        flag_delays(app, session, history, now, report)
+        session.merge(Setting(key="watch:last_run", value=now.isoformat()))
+        session.commit()
+    await send_digests(app, now, report)
+    return report
