@@ -136,6 +136,7 @@ class Renderer:
         self._html_env = _environment(autoescape=True)
         self._text_env = _environment(autoescape=False)
         self._cache: dict[tuple[str, str], CompiledKind] = {}
+        self._locales: dict[tuple[str, str | None], str] = {}
 
     def find(self, name: str, locale: str | None = None) -> Path:
         """`kind.de.mjml` before `kind.mjml`, and the shop's folder before the built-ins, for each."""
@@ -149,9 +150,13 @@ class Renderer:
         raise TemplateError(name, f"no template named {name} in {', '.join(map(str, self.folders))}")
 
     def locale_used(self, kind: str, locale: str | None) -> str:
-        """The locale whose template `kind` is rendered from: the customer's when it exists, else English."""
-        parts = self.find(f"{kind}.mjml", locale).name.split(".")
-        return parts[1] if len(parts) == 3 else DEFAULT_LOCALE
+        """The locale whose template `kind` is rendered from: the customer's when it exists, else English.
+        Remembered per renderer: templates change only with a restart (or `trackmail check`)."""
+        key = (kind, locale)
+        if key not in self._locales:
+            parts = self.find(f"{kind}.mjml", locale).name.split(".")
+            self._locales[key] = parts[1] if len(parts) == 3 else DEFAULT_LOCALE
+        return self._locales[key]
 
     def _parse(self, env: SandboxedEnvironment, source: str, file: Path, first_line: int = 1) -> None:
         """Catch Jinja syntax errors against the file the merchant edits, not the compiled HTML."""

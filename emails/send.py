@@ -72,14 +72,15 @@ class Sender(Protocol):
     async def send(self, message: Message, name: str) -> str: ...
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _write_atomically(path: Path, data: bytes, durable: bool = True) -> None:
     """Readers see the whole file or none, and a rewrite after a crash replaces rather than doubles."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -99,7 +100,7 @@ class OutboxFolderSender:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             eml = self.folder / f"{name}.eml"
-            _write_atomically(self.folder / f"{name}.html", message.html.encode("utf-8"))
+            _write_atomically(self.folder / f"{name}.html", message.html.encode("utf-8"), durable=False)  # a copy
             _write_atomically(eml, bytes(message.to_mime()))
         except OSError as exc:
             raise TransientSendError(f"cannot write to outbox folder {self.folder}: {exc.strerror}") from exc

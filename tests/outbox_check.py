@@ -18,9 +18,12 @@ class SentMail:
     subject: str
 
 
-def read_outbox(folder: Path) -> list[SentMail]:
+def read_outbox(folder: Path, *, digests: bool = False) -> list[SentMail]:
+    """The customer emails in an outbox folder (and the merchant's digests too if asked)."""
     mails = []
     for path in sorted(folder.glob("*.eml")):
+        if path.name.startswith("digest-") and not digests:
+            continue
         message = email.message_from_bytes(path.read_bytes())
         mails.append(SentMail(path, message["X-Trackmail-Kind"], message["X-Trackmail-Ref"],
                               message["Message-ID"], message["To"], message["Subject"]))

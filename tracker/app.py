@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -82,6 +82,7 @@ class App:
     couriers: dict[str, Courier]
     marketplaces: dict[str, Marketplace]
     outbox: Outbox
+    cache: dict = field(default_factory=dict)  # derived data worth keeping between job runs (not durable)
 
     @classmethod
     def create(

@@ -28,6 +28,7 @@ from tracker.status import FINAL, ShipmentStatus
 log = logging.getLogger("trackmail.watch")
 EVERY = timedelta(hours=1)  # learning from history is not free: at most once an hour
 HISTORY_LIMIT = 3000  # recent delivered parcels to learn from
+RELEARN_EVERY = timedelta(hours=6)  # habits change slowly; reading the history is the costly part
 DIGEST_AT = time(8)  # the merchant's morning, in the shop's time zone
 
 
@@ -125,7 +126,8 @@ async def send_digests(app: App, now: datetime, report: WatchReport) -> None:
         if digest is not None:
             message = Message(message_id=f"<digest-{key}-{local.date()}@trackmail.invalid>", sender=shop.sender,
                               to=recipient, subject=digest.subject, html=digest.html, text=digest.text, date=now,
-                              kind="merchant_digest", shop=key)
+                              kind="merchant_digest", shop=key,
+                              headers={"X-Trackmail-Ref": f"merchant_digest:shop:{key}:{local.date()}"})
             sender = app.outbox.shop_senders.get(key, app.outbox.sender)
             try:
                 await sender.send(message, f"digest-{key}-{local.date()}")
@@ -144,7 +146,10 @@ async def watch_shipments(app: App, now: datetime) -> WatchReport:
     if now - last < EVERY:
         return report
     with Session(app.engine) as session:
-        history = load_history(session)
+        learned_at, history = app.cache.get("history", (None, None))
+        if learned_at is None or now - learned_at >= RELEARN_EVERY:
+            history = load_history(session)
+            app.cache["history"] = (now, history)
         flag_delays(app, session, history, now, report)
         session.merge(Setting(key="watch:last_run", value=now.isoformat()))
         session.commit()
