@@ -111,6 +111,20 @@ def cmd_emails(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coupons(args: argparse.Namespace) -> int:
+    from tracker.queries import list_coupons
+
+    rows, summary = list_coupons(_load(args), limit=args.limit)
+    if args.json:
+        print(json.dumps({"summary": summary, "coupons": rows}, indent=2, default=str))
+        return 0
+    print_rows(rows, ["id", "code", "source", "discount", "customer", "issued_at", "redeemed_by_order", "revenue",
+                      "currency"], False)
+    revenue = ", ".join(f"{amount} {currency}" for currency, amount in summary["revenue"].items()) or "nothing yet"
+    print(f"\n{summary['issued']} issued, {summary['redeemed']} redeemed; revenue from redeeming orders: {revenue}")
+    return 0
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     from emails.context import sample_context
     from emails.render import Renderer
@@ -179,6 +193,11 @@ def parser() -> argparse.ArgumentParser:
     retry = emails.add_subparsers(dest="emails_command", metavar="retry").add_parser(
         "retry", help="re-queue a dead, held or skipped email")
     retry.add_argument("id", type=int)
+
+    coupons = commands.add_parser("coupons", help="coupons issued and what their redemptions earned")
+    coupons.add_argument("--limit", type=int, default=50)
+    coupons.add_argument("--json", action="store_true")
+    coupons.set_defaults(func=cmd_coupons)
 
     sync = commands.add_parser("sync", help="read every order feed once and print what changed")
     sync.add_argument("--json", action="store_true")

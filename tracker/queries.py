@@ -61,3 +61,30 @@ def list_emails(config: Config, *, kind: str | None = None, state: str | None = 
     keys = ["id", "kind", "state", "to", "order", "tracking_number", "due_at", "sent_at", "attempts",
             "message_id", "error"]
     return [{k: _iso(v) for k, v in zip(keys, row, strict=True)} for row in rows]
+
+
+def list_coupons(config: Config, *, limit: int = 50) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Issued coupons newest first, and what they earned: issued, redeemed, revenue per currency."""
+    from tracker.models import Coupon, Customer
+
+    engine = open_db(config.database_url)
+    redeemed_order = Order.__table__.alias("redeemed")
+    query = (
+        select(Coupon.id, Coupon.code, Coupon.source, Coupon.discount, Customer.email, Coupon.created_at,
+               Coupon.expires_at, redeemed_order.c.number, Coupon.revenue, Coupon.currency)
+        .join(Customer, Customer.id == Coupon.customer_id)
+        .outerjoin(redeemed_order, redeemed_order.c.id == Coupon.redeemed_order_id)
+        .order_by(Coupon.id.desc()).limit(limit)
+    )
+    with Session(engine) as session:
+        rows = session.execute(query).all()
+        totals = session.execute(
+            select(Coupon.currency, func.count(), func.count(Coupon.redeemed_order_id), func.sum(Coupon.revenue))
+            .group_by(Coupon.currency)
+        ).all()
+    engine.dispose()
+    keys = ["id", "code", "source", "discount", "customer", "issued_at", "expires_at", "redeemed_by_order",
+            "revenue", "currency"]
+    summary = {"issued": sum(t[1] for t in totals), "redeemed": sum(t[2] for t in totals),
+               "revenue": {currency or "?": str(total or 0) for currency, _i, _r, total in totals}}
+    return [{k: _iso(v) for k, v in zip(keys, row, strict=True)} for row in rows], summary

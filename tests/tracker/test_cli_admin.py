@@ -171,3 +171,26 @@ def test_preview_in_a_locale_without_templates_falls_back_to_english(tmp_path, c
                  "--out", str(out)]) == 0
     assert "delivered (en)" in capsys.readouterr().out
     assert out.read_text().startswith("<!doctype html>")
+
+
+def test_coupons_shows_what_was_issued_and_what_redemptions_earned(demo, capsys):
+    from datetime import timedelta
+
+    from tracker.config import load
+    from tracker.models import Coupon
+
+    config = load(demo / "config.toml")
+    engine = open_db(config.database_url)
+    with Session(engine) as session:
+        order = add_order(session)
+        enqueue(session, config, "resell_coupon", order, now=T0)
+        again = add_order(session, number="#2", customer=None)
+        session.add(Coupon(code="THANKS-AAAA-BBBB", email_id=1, customer_id=order.customer_id, discount="10%",
+                           created_at=T0, expires_at=T0 + timedelta(days=30), redeemed_order_id=again.id,
+                           revenue=again.total, currency="EUR"))
+        session.commit()
+    engine.dispose()
+    assert main(["--config", str(demo / "config.toml"), "coupons", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"] == {"issued": 1, "redeemed": 1, "revenue": {"EUR": "49.80"}}
+    assert data["coupons"][0]["redeemed_by_order"] == "#2"
