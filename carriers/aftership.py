@@ -411,9 +411,7 @@ def courier_from_settings(account: AccountSettings, clock: Clock) -> AfterShipCo
 
     section = account.section
     section.check_keys(COMMON_KEYS | KEYS)
-    api_key = section.str("api_key")
-    if not api_key.strip():
-        raise section.error("api_key", "must not be empty")
+    api_key = section.credential("api_key")
     return AfterShipCourier(
         account.name,
         api_key=api_key,

@@ -46,7 +46,6 @@ import httpx
 
 from carriers.base import AuthError, CarrierError, CarrierEvent, ResponseError, TrackingResult
 from carriers.http import Http, Limits, RetryPolicy, make_client, parse_json
-from tracker.settings import Section
 from tracker.status import ShipmentStatus
 
 if TYPE_CHECKING:
@@ -394,13 +393,5 @@ def courier_from_settings(account: AccountSettings, clock: Clock) -> DhlCourier:
         service=optional("service"),
         language=optional("language") or "en",
         requester_country_code=country.upper() if country else None,
-        limits=_limits(section),
+        limits=Limits.from_section(section, DEFAULT_LIMITS),
     )
-
-
-def _limits(section: Section) -> Limits:
-    # Limits.from_section asks for `per_day` as required whenever the default is not None (carriers/http.py);
-    # until that is fixed there, hand it our default when the account leaves the key out.
-    if "per_day" not in section.data and DEFAULT_LIMITS.per_day is not None:
-        section = Section(section.file, section.path, {**section.data, "per_day": DEFAULT_LIMITS.per_day})
-    return Limits.from_section(section, DEFAULT_LIMITS)

@@ -56,7 +56,6 @@ import httpx
 
 from carriers.base import CarrierEvent, ResponseError, TrackingResult
 from carriers.http import Http, Limits, OAuthToken, RetryPolicy, make_client, parse_json, with_token
-from tracker.settings import Section
 from tracker.status import ShipmentStatus
 
 if TYPE_CHECKING:
@@ -411,18 +410,7 @@ def courier_from_settings(account: AccountSettings, clock: Clock) -> FedExCourie
     section = account.section
     section.check_keys(COMMON_KEYS | {"client_id", "client_secret", "base_url", "concurrency", "per_second",
                                       "per_day"})
-    credentials = {}
-    for key in ("client_id", "client_secret"):
-        credentials[key] = section.str(key)
-        if not credentials[key].strip():
-            raise section.error(key, "must not be empty: copy it from your FedEx developer project")
+    hint = "copy it from your FedEx developer project"
+    credentials = {key: section.credential(key, hint) for key in ("client_id", "client_secret")}
     return FedExCourier(account.name, **credentials, base_url=section.str("base_url", DEFAULT_BASE_URL),
-                        limits=_limits(section))
-
-
-def _limits(section: Section) -> Limits:
-    # Limits.from_section asks for `per_day` as required whenever the default is not None (carriers/http.py);
-    # until that is fixed there, hand it our default when the account leaves the key out.
-    if "per_day" not in section.data:
-        section = Section(section.file, section.path, {**section.data, "per_day": DEFAULT_LIMITS.per_day})
-    return Limits.from_section(section, DEFAULT_LIMITS)
+                        limits=Limits.from_section(section, DEFAULT_LIMITS))

@@ -569,10 +569,6 @@ def courier_from_settings(account: AccountSettings, clock: Clock) -> UpsCourier:
 
     section = account.section
     section.check_keys(COMMON_KEYS | UPS_KEYS)
-    credentials = {}
-    for key in ("client_id", "client_secret"):
-        credentials[key] = section.str(key).strip()
-        if not credentials[key]:
-            raise section.error(key, "must not be empty")
+    credentials = {key: section.credential(key) for key in ("client_id", "client_secret")}
     return UpsCourier(account.name, **credentials, base_url=section.str("base_url", DEFAULT_BASE_URL),
                       limits=Limits.from_section(section, DEFAULT_LIMITS))

@@ -34,7 +34,6 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -343,14 +342,7 @@ def courier_from_settings(account: AccountSettings, clock: Clock) -> UspsCourier
     section = account.section
     section.check_keys(COMMON_KEYS | {"client_id", "client_secret", "base_url", "concurrency", "per_second",
                                       "per_day"})
-    credentials = {}
-    for key in ("client_id", "client_secret"):
-        credentials[key] = section.str(key)
-        if not credentials[key].strip():
-            raise section.error(key, "must not be empty")
-    # Limits.from_section asks for per_day as required when the default has one; read it with our default.
-    limits = Limits.from_section(section, replace(DEFAULT_LIMITS, per_day=None))
-    if "per_day" not in section.data:
-        limits = replace(limits, per_day=DEFAULT_LIMITS.per_day)
+    credentials = {key: section.credential(key) for key in ("client_id", "client_secret")}
+    limits = Limits.from_section(section, DEFAULT_LIMITS)
     return UspsCourier(account.name, base_url=section.str("base_url", DEFAULT_BASE_URL).rstrip("/"),
                        limits=limits, **credentials)

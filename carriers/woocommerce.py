@@ -509,6 +509,20 @@ def _aware_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+def store_http(name: str, base_url: str, consumer_key: str, consumer_secret: str, query_string_auth: bool,
+               transport: httpx.AsyncBaseTransport | None, limits: Limits,
+               retry: RetryPolicy) -> tuple[Http, httpx.Auth | None]:
+    """The way to a store with its REST keys: HTTP Basic, or query parameters for hosts that drop the
+    Authorization header (added below the client, so no log line or error message ever shows them)."""
+    if query_string_auth:
+        keys = {"consumer_key": consumer_key, "consumer_secret": consumer_secret}
+        transport = _QueryKeys(transport or httpx.AsyncHTTPTransport(), keys)
+        auth = None
+    else:
+        auth = httpx.BasicAuth(consumer_key, consumer_secret)
+    return Http(name, make_client(base_url.rstrip("/"), transport=transport), limits, retry), auth
+
+
 class WooCommerceMarketplace:
     """A WooCommerce store's order feed (REST API v3, WooCommerce 5.8+)."""
 
@@ -525,13 +539,8 @@ class WooCommerceMarketplace:
         self.tracking_meta_key = tracking_meta_key
         self.query_string_auth = query_string_auth
         self._secrets = (consumer_secret, consumer_key)
-        self._auth: httpx.Auth | None = None
-        if query_string_auth:
-            keys = {"consumer_key": consumer_key, "consumer_secret": consumer_secret}
-            transport = _QueryKeys(transport or httpx.AsyncHTTPTransport(), keys)
-        else:
-            self._auth = httpx.BasicAuth(consumer_key, consumer_secret)
-        self.http = Http(name, make_client(base_url, transport=transport), limits, retry)
+        self.http, self._auth = store_http(name, base_url, consumer_key, consumer_secret, query_string_auth,
+                                           transport, limits, retry)
 
     async def changes(self, since: datetime) -> FeedBatch:
         since = _aware_utc(since)

@@ -66,7 +66,7 @@ from sqlmodel import Session
 from carriers.base import AuthError, CarrierError, ResponseError, TransientError, excerpt
 from carriers.http import Http, Limits, RetryPolicy, make_client, parse_json
 from carriers.shopify import DEFAULT_API_VERSION, throttle_wait
-from carriers.woocommerce import REFUSALS, _QueryKeys
+from carriers.woocommerce import REFUSALS, store_http
 from tracker.db import insert_ignore
 from tracker.models import Coupon
 
@@ -465,13 +465,8 @@ class WooCommerceCoupons:
         self.name = name
         self.secret = secret
         self._secrets = (consumer_secret, consumer_key)
-        self._auth: httpx.Auth | None = None
-        if query_string_auth:
-            keys = {"consumer_key": consumer_key, "consumer_secret": consumer_secret}
-            transport = _QueryKeys(transport or httpx.AsyncHTTPTransport(), keys)
-        else:
-            self._auth = httpx.BasicAuth(consumer_key, consumer_secret)
-        self.http = Http(name, make_client(base_url.rstrip("/"), transport=transport), limits, retry)
+        self.http, self._auth = store_http(name, base_url, consumer_key, consumer_secret, query_string_auth,
+                                           transport, limits, retry)
 
     async def issue(self, request: CouponRequest) -> IssuedCoupon:
         code = derive_code(self.secret, request.key)
@@ -588,30 +583,23 @@ def _account(section: Section, source: str, marketplaces: Mapping[str, AccountSe
     return account
 
 
-def _required(section: Section, key: str) -> str:
-    value = section.str(key).strip()
-    if not value:
-        raise section.error(key, "must not be empty")
-    return value
-
-
 def _shopify(account: AccountSettings, secret: bytes) -> ShopifyCoupons:
     section = account.section
-    base_url = _required(section, "base_url")
+    base_url = section.credential("base_url")
     if not base_url.startswith(("https://", "http://")):
         raise section.error("base_url", "must be the shop's address, like https://my-shop.myshopify.com")
     api_version = section.str("api_version", DEFAULT_API_VERSION)
     if not _API_VERSION.match(api_version):
         raise section.error("api_version", f"must look like {DEFAULT_API_VERSION!r}, not {api_version!r}")
-    return ShopifyCoupons(base_url, _required(section, "access_token"), api_version, secret=secret, name=account.name)
+    return ShopifyCoupons(base_url, section.credential("access_token"), api_version, secret=secret, name=account.name)
 
 
 def _woocommerce(account: AccountSettings, secret: bytes) -> WooCommerceCoupons:
     section = account.section
-    base_url = _required(section, "base_url")
+    base_url = section.credential("base_url")
     parts = urlsplit(base_url)
     if parts.scheme != "https" or not parts.netloc or "/wp-json" in parts.path:
         raise section.error("base_url", "must be the store's https:// address, like 'https://shop.example.com'")
-    return WooCommerceCoupons(base_url, _required(section, "consumer_key"), _required(section, "consumer_secret"),
+    return WooCommerceCoupons(base_url, section.credential("consumer_key"), section.credential("consumer_secret"),
                               secret=secret, name=account.name,
                               query_string_auth=section.bool("query_string_auth", False))

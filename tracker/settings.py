@@ -76,6 +76,13 @@ class Section:
             raise self.error(key, f"must be a string, not {type(value).__name__}")
         return self._resolve(key, value)
 
+    def credential(self, key: str, hint: str = "") -> str:
+        """A required, non-blank value (an API key, a client id): blank is a mistake, not 'none'."""
+        value = self.str(key).strip()
+        if not value:
+            raise self.error(key, "must not be empty" + (f": {hint}" if hint else ""))
+        return value
+
     def bool(self, key: str, default: Any = _MISSING) -> bool:
         value = self._get(key, default)
         if not isinstance(value, bool):
