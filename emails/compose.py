@@ -17,6 +17,7 @@ from emails.related import related_products
 from emails.unsubscribe import unsubscribe_url
 from tracker.config import Config, ShopSettings
 from tracker.models import Coupon, Customer, Email, Order, OrderLine, Shipment, TrackingEvent
+from tracker.web.links import base_url, tracking_page_url
 
 
 @dataclass
@@ -68,11 +69,14 @@ def build_context(
             select(TrackingEvent).where(TrackingEvent.shipment_id == rows.shipment.id)
         ).scalars().all()
         shipment = ctx.shipment_context(rows.shipment, rows.shipment.courier_name, events)
+        page = tracking_page_url(config, shop, secret, rows.shipment.id)
+        if page is not None:  # the shop's branded page; it links on to the courier's own
+            shipment["courier_url"], shipment["tracking_url"] = shipment["tracking_url"], page
     context = ctx.assemble(shop, ctx.customer_context(rows.customer), ctx.order_context(rows.order, lines), shipment)
     context["timezone"] = customer_zone(rows.order.country, shop.timezone).key
     kind = rows.email.kind
     if rows.email.marketing:
-        context["unsubscribe_url"] = unsubscribe_url(shop.public_url or shop.url, secret, rows.customer.id)
+        context["unsubscribe_url"] = unsubscribe_url(base_url(config, shop) or shop.url, secret, rows.customer.id)
     if kind == "feedback_request":
         context["feedback"] = ctx.feedback_context(shop, rows.order)
     if kind == "resell_coupon":

@@ -111,6 +111,34 @@ def cmd_emails(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from tracker.app import App
+    from tracker.clock import system_clock
+    from tracker.web.serve import serve_web
+
+    config = _load(args)
+    if config.web is None:
+        print(f"trackmail: {config.path} has no [web] table; add one (see README) to serve the pages",
+              file=sys.stderr)
+        return EXIT_PROBLEM
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        app = App.create(config, system_clock)
+        try:
+            await serve_web(app, stop)
+        finally:
+            await app.aclose()
+
+    asyncio.run(serve())
+    return 0
+
+
 def cmd_coupons(args: argparse.Namespace) -> int:
     from tracker.queries import list_coupons
 
@@ -193,6 +221,9 @@ def parser() -> argparse.ArgumentParser:
     retry = emails.add_subparsers(dest="emails_command", metavar="retry").add_parser(
         "retry", help="re-queue a dead, held or skipped email")
     retry.add_argument("id", type=int)
+
+    web = commands.add_parser("web", help="serve only the web pages ([web] in config; run serves them too)")
+    web.set_defaults(func=cmd_web)
 
     coupons = commands.add_parser("coupons", help="coupons issued and what their redemptions earned")
     coupons.add_argument("--limit", type=int, default=50)

@@ -101,6 +101,21 @@ class EmailSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """`[web]`: the tracking pages, unsubscribe links, webhooks and the operator dashboard."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"  # how customers reach it: links in emails start with this
+    admin_user: str = "admin"
+    admin_password: str = ""  # empty: a one-time password is made at start and written to the log
+    shopify_secret: str = ""  # the app's client secret: verifies X-Shopify-Hmac-Sha256
+    aftership_secret: str = ""  # the webhook secret: verifies aftership-hmac-sha256
+    postmark_user: str = ""  # Postmark webhooks are unsigned: HTTP Basic credentials in the webhook URL
+    postmark_password: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     database_url: str
@@ -114,6 +129,7 @@ class Config:
     marketplaces: dict[str, AccountSettings] = field(default_factory=dict)
     couriers: dict[str, AccountSettings] = field(default_factory=dict)
     flows: tuple[Flow, ...] = ()
+    web: WebSettings | None = None
 
     @property
     def is_sandbox(self) -> bool:
@@ -280,6 +296,25 @@ def _hours(section: Section, key: str, default: tuple[time, time]) -> tuple[time
     return start, end
 
 
+def _web(root: Section) -> WebSettings | None:
+    if "web" not in root.data:
+        return None
+    section = root.table("web")
+    section.check_keys(set(WebSettings.__dataclass_fields__) | {"listen"})
+    host, port = WebSettings.host, WebSettings.port
+    if "listen" in section.data:
+        text = section.str("listen")
+        host, _, port_text = text.rpartition(":")
+        if not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:  # 0: any free port
+            raise section.error("listen", f"{text!r} is not an address like '127.0.0.1:8080'")
+        port = int(port_text)
+    values = {name: section.str(name) for name in WebSettings.__dataclass_fields__
+              if name in section.data and name not in ("host", "port")}
+    if not values.get("public_url", "x").startswith(("http://", "https://", "x")):
+        raise section.error("public_url", "must start with https:// (or http:// on your own machine)")
+    return WebSettings(host=host, port=port, **values)
+
+
 def custom_kinds(shops: dict[str, ShopSettings]) -> set[str]:
     """Template names every shop can render beyond the built-ins: a flow may send them."""
     per_shop = []
@@ -301,7 +336,7 @@ def _flows(root: Section, config: Config) -> tuple[Flow, ...]:
 
 def parse(data: dict[str, Any], path: Path) -> Config:
     root = Section(path, "", data)
-    root.check_keys({"trackmail", "schedule", "emails", "shops", "marketplaces", "couriers", "flows"})
+    root.check_keys({"trackmail", "schedule", "emails", "shops", "marketplaces", "couriers", "flows", "web"})
     base = path.parent
     main = root.table("trackmail")
     main.check_keys({"database", "database_url", "notification_horizon", "expire_after", "clock_speed",
@@ -322,7 +357,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         marketplaces=_accounts(root, "marketplaces", shops),
         couriers=_accounts(root, "couriers", shops),
     )
-    config = replace(config, flows=_flows(root, config))
+    config = replace(config, flows=_flows(root, config), web=_web(root))
     for key, shop in shops.items():
         chosen = shop.transport or config.emails.transport
         if chosen not in TRANSPORTS:

@@ -103,6 +103,11 @@ async def _serve_forever(app: App) -> None:
                           seconds=max(every.total_seconds(), MIN_TICK), next_run_time=datetime.now(UTC),
                           max_instances=1, coalesce=True, misfire_grace_time=None)
     scheduler.start()
+    web = None
+    if app.config.web is not None:
+        from tracker.web.serve import serve_web
+
+        web = asyncio.create_task(serve_web(app, stop))
     log.info("trackmail running: %d marketplace and %d courier accounts, clock %s; Ctrl-C to stop",
              len(app.marketplaces), len(app.couriers), "real time" if speed == 1 else f"×{speed:g} (sandbox demo)")
     await stop.wait()
@@ -110,6 +115,8 @@ async def _serve_forever(app: App) -> None:
     scheduler.pause()
     async with lock:
         scheduler.shutdown(wait=False)
+    if web is not None:
+        await web
     log.info("stopped cleanly")
 
 

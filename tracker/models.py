@@ -71,6 +71,7 @@ class Order(SQLModel, table=True):
     # False for history imported when an account is first connected: such orders never email anybody.
     notify: bool = True
     country: str = ""
+    postcode: str = ""  # lets a customer find their order on the lookup page
 
 
 class OrderLine(SQLModel, table=True):

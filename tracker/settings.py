@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _MISSING = object()
@@ -63,10 +63,12 @@ class Section:
 
     def _resolve(self, key: str, value: str) -> str:
         def env(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in os.environ:
-                raise self.error(key, f"environment variable {name} is not set")
-            return os.environ[name]
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:  # ${NAME:-fallback}, as in a shell
+                return default
+            raise self.error(key, f"environment variable {name} is not set")
 
         return _ENV_REF.sub(env, value)
 

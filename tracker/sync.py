@@ -127,6 +127,7 @@ def upsert_order(app: App, session: Session, account: str, record: OrderRecord, 
     order.number, order.currency, order.total = record.number, record.currency, record.total
     order.updated_at, order.country = record.updated_at, record.shipping_address.country
     order.refunded = record.refunded
+    order.postcode = record.shipping_address.postcode
     session.add(order)
     session.flush()
     _lines(session, order, record)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -53,8 +52,14 @@ def kill_right_after_a_send(proc: subprocess.Popen, folder: Path, at_least: int)
     raise AssertionError(f"the daemon wrote only {count_mails(folder)} emails in {WAIT}s")
 
 
+def copy_config(folder: Path) -> None:
+    """The bundled config, its web pages on a free port so tests never fight over 8080."""
+    text = (REPO / "config.toml").read_text().replace('listen = "127.0.0.1:8080"', 'listen = "127.0.0.1:0"')
+    (folder / "config.toml").write_text(text)
+
+
 def test_sigkill_mid_run_then_restart_loses_no_email_and_sends_none_twice(tmp_path):
-    shutil.copy(REPO / "config.toml", tmp_path / "config.toml")
+    copy_config(tmp_path)
     killed_at = []
     for round_ in range(5):  # five crashes at different moments
         killed_at.append(kill_right_after_a_send(start(tmp_path), tmp_path, at_least=20 * (round_ + 1)))
@@ -97,7 +102,7 @@ def test_sigkill_mid_run_then_restart_loses_no_email_and_sends_none_twice(tmp_pa
 
 
 def test_once_runs_each_job_once_and_exits(tmp_path):
-    shutil.copy(REPO / "config.toml", tmp_path / "config.toml")
+    copy_config(tmp_path)
     proc = start(tmp_path, "--once")
     output, _ = proc.communicate(timeout=WAIT)
     assert proc.returncode == 0, output

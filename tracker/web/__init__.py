@@ -1,0 +1,1 @@
+"""The web side: tracking pages, unsubscribe, engagement, webhooks and the operator dashboard."""

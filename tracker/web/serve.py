@@ -1,0 +1,51 @@
+"""Serving the web app with uvicorn inside the daemon's event loop (or alone, for `trackmail web`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from tracker.app import App
+
+log = logging.getLogger("trackmail.web")
+
+
+def admin_password(app: App) -> str:
+    """The configured password, else a one-time one written to the log: the dashboard never runs open."""
+    configured = app.config.web.admin_password if app.config.web else ""
+    if configured:
+        return configured
+    made = app.cache.setdefault("admin_password", secrets.token_urlsafe(12))
+    return made
+
+
+async def serve_web(app: App, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set; a port already taken is logged and the daemon carries on without pages."""
+    import uvicorn
+
+    from tracker.web.app import create_app
+
+    web = app.config.web
+    config = uvicorn.Config(create_app(app), host=web.host, port=web.port, log_level="warning", lifespan="off",
+                            access_log=False)
+    server = uvicorn.Server(config)
+    password = admin_password(app)
+    if not web.admin_password:
+        log.info("dashboard login: user %r, one-time password %s (set admin_password in [web] to choose one)",
+                 web.admin_user, password)
+    log.info("web pages at %s (listening on %s:%d)", web.public_url, web.host, web.port)
+    task = asyncio.create_task(server.serve())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    except SystemExit:  # pragma: no cover - uvicorn exits when it cannot bind
+        pass
+    if task.done():
+        if not stop.is_set():
+            log.error("the web server stopped (is %s:%d already in use?); the daemon goes on without it",
+                      web.host, web.port)
+    else:
+        server.should_exit = True
+        await task
+    stopper.cancel()
