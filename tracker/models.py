@@ -203,6 +203,29 @@ class Coupon(SQLModel, table=True):
     currency: str = ""
 
 
+class EmailEvent(SQLModel, table=True):
+    """An open (the tracking pixel loaded) or a click (a signed redirect followed) on one email."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email_id: int = Field(foreign_key="email.id", index=True)
+    kind: str  # "open" or "click"
+    url: str = ""  # for clicks: where the customer went
+    at: datetime = Time()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """Every webhook call received: processed once per delivery id, refused ones kept with the reason."""
+
+    __table_args__ = (UniqueConstraint("source", "delivery_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    source: str  # "shopify", "aftership", "postmark"
+    delivery_id: str  # the provider's id for this delivery (refused calls get a generated one)
+    topic: str = ""
+    status: str  # "processed", "refused", "failed"
+    detail: str = ""
+    received_at: datetime = Time()
+
+
 class FeedCursor(SQLModel, table=True):
     """Where each marketplace account's incremental sync stands."""
 
