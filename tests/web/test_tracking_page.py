@@ -54,6 +54,7 @@ def test_the_page_shows_status_timeline_items_and_the_couriers_link(app, web):
     assert html.index("Arrived at &lt;hub&gt;") < html.index("Label created")  # newest first, escaped
     assert 'href="https://track.example.com/sandbox/SB123"' in html
     assert "Northwind Goods" in html and 'name="viewport"' in html
+    assert "<h2>Items</h2>" in html and "<h2>Tracking history</h2>" in html
 
 
 def test_the_page_speaks_the_customers_language(app, web):

@@ -10,7 +10,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from tracker.app import App
-from tracker.web import tracking, unsubscribe
+from tracker.web import dashboard, engagement, tracking, unsubscribe, webhooks
 
 
 def health(request: Request) -> PlainTextResponse:
@@ -20,7 +20,8 @@ def health(request: Request) -> PlainTextResponse:
 def create_app(app: App) -> Starlette:
     web = app.config.web
     https = bool(web and web.public_url.startswith("https://"))
-    routes = [Route("/health", health), *tracking.routes(), *unsubscribe.routes()]
+    routes = [Route("/health", health), *tracking.routes(), *unsubscribe.routes(), *engagement.routes(),
+              *webhooks.routes(), *dashboard.routes()]
     middleware = [Middleware(SessionMiddleware, secret_key=app.outbox.secret.hex(), https_only=https,
                              same_site="strict", session_cookie="trackmail_session")]
     application = Starlette(routes=routes, middleware=middleware)
