@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from emails.engagement import clicked, no_click
 from tracker.flows import Condition
 from tracker.models import Coupon, Customer, Email, EmailState, Order, OrderState, Shipment
 from tracker.status import ShipmentStatus
@@ -67,6 +68,8 @@ def _no_recent(session: Session, email: Email, order: Order, customer: Customer,
 
 
 CHECKS: dict[str, Callable[..., str | None]] = {
+    "no_click": no_click,
+    "clicked": clicked,
     "all_delivered": _all_delivered,
     "not_refunded": _not_refunded,
     "no_reorder": _no_reorder,

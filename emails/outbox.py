@@ -23,6 +23,7 @@ from sqlmodel import Session
 from carriers.base import AuthError, TransientError
 from emails.compose import build_context, load_rows
 from emails.coupons import CouponError, CouponRequest, CouponSource, LocalCoupons
+from emails.engagement import instrument
 from emails.policy import Decision, decide, retry_delay
 from emails.render import Renderer, TemplateError
 from emails.send import Message, PermanentSendError, Sender, TransientSendError
@@ -39,6 +40,7 @@ from tracker.models import (
     Suppression,
     SuppressionScope,
 )
+from tracker.web.links import base_url
 
 log = logging.getLogger("trackmail.outbox")
 LEASE = timedelta(minutes=5)
@@ -166,13 +168,18 @@ class Outbox:
         shop = self.config.shops[email.shop]
         context = build_context(session, self.config, shop, rows, self.secret, now)
         rendered = self.renderers[email.shop].render(email.kind, context, locale=rows.customer.locale)
+        html = rendered.html
+        web = self.config.web
+        if web is not None and (web.track_engagement == "all" or (web.track_engagement == "marketing"
+                                                                  and email.marketing)):
+            html = instrument(html, base_url=base_url(self.config, shop), secret=self.secret, email_id=email.id)
         headers = {"X-Trackmail-Ref": email.idempotency_key}
         if email.marketing and context.get("unsubscribe_url"):
             headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         return Message(
             message_id=email.message_id, sender=shop.sender, to=email.to_address, subject=rendered.subject,
-            html=rendered.html, text=rendered.text, date=now, kind=email.kind, reply_to=shop.reply_to,
+            html=html, text=rendered.text, date=now, kind=email.kind, reply_to=shop.reply_to,
             headers=headers, shop=email.shop,
         )
 

@@ -113,6 +113,8 @@ class WebSettings:
     aftership_secret: str = ""  # the webhook secret: verifies aftership-hmac-sha256
     postmark_user: str = ""  # Postmark webhooks are unsigned: HTTP Basic credentials in the webhook URL
     postmark_password: str = ""
+    # Opens and clicks: "marketing" (default: those emails already need consent), "all", or "off".
+    track_engagement: str = "marketing"
 
 
 @dataclass(frozen=True)
@@ -310,6 +312,8 @@ def _web(root: Section) -> WebSettings | None:
         port = int(port_text)
     values = {name: section.str(name) for name in WebSettings.__dataclass_fields__
               if name in section.data and name not in ("host", "port")}
+    if values.get("track_engagement", "marketing") not in ("marketing", "all", "off"):
+        raise section.error("track_engagement", "must be 'marketing', 'all' or 'off'")
     if not values.get("public_url", "x").startswith(("http://", "https://", "x")):
         raise section.error("public_url", "must start with https:// (or http:// on your own machine)")
     return WebSettings(host=host, port=port, **values)

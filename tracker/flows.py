@@ -34,6 +34,8 @@ CONDITIONS = {
     "not_refunded": "the order was not refunded",
     "no_reorder": "the customer has not ordered again since the trigger",
     "coupon_unused": "the coupon of the previous step has not been redeemed",
+    "no_click": "no link in the previous step's email was clicked",
+    "clicked": "a link in the previous step's email was clicked",
     "no_recent": "no_recent:<kind>:<duration>: the customer got no <kind> email within <duration>",
 }
 
