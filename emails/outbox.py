@@ -45,6 +45,7 @@ from tracker.web.links import base_url
 log = logging.getLogger("trackmail.outbox")
 LEASE = timedelta(minutes=5)
 MINTS_COUPON = frozenset({"resell_coupon"})
+RETRYABLE_STATES = (EmailState.DEAD, EmailState.HELD, EmailState.SKIPPED)
 BATCH = 200
 
 
@@ -275,6 +276,36 @@ def suppress(engine: Engine, address: str, scope: SuppressionScope, reason: str,
         session.add(row)
         session.commit()
         return True
+
+
+@dataclass(frozen=True)
+class Requeued:
+    email_id: int
+    kind: str
+    to_address: str
+    previous: EmailState
+
+
+def requeue_email(engine: Engine, email_id: int, now: datetime) -> Requeued:
+    """Put one dead, held or skipped email back in the queue, due now, with a fresh retry budget.
+
+    The update is guarded by the state read, so two operators clicking at once re-queue it once. Raises
+    LookupError (no such email) or ValueError (not in a state that is retried), each with a sentence to show.
+    """
+    with Session(engine) as session:
+        row = session.execute(select(Email.kind, Email.to_address, Email.state).where(Email.id == email_id)).first()
+        if row is None:
+            raise LookupError(f"There is no email {email_id}.")
+        kind, address, previous = row
+        if previous not in RETRYABLE_STATES:
+            raise ValueError(f"Email {email_id} is {previous}; only dead, held or skipped emails are retried.")
+        result = session.execute(update(Email).where(Email.id == email_id, Email.state == previous).values(
+            state=EmailState.QUEUED, due_at=now, claimed_until=None, attempts=0, created_at=now,
+            last_error=f"re-queued by hand (was {previous})"))
+        session.commit()
+    if result.rowcount != 1:
+        raise ValueError(f"Email {email_id} changed while it was being re-queued; look at it again.")
+    return Requeued(email_id, kind, address, EmailState(previous))
 
 
 def release_held(engine: Engine) -> int:

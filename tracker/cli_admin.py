@@ -9,15 +9,13 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlmodel import Session
 
 from tracker.cli_output import EXIT_PROBLEM, print_rows
 from tracker.config import Config
 from tracker.db import open_db
-from tracker.models import Email, EmailState, Suppression, SuppressionScope
-
-RETRYABLE = (EmailState.DEAD, EmailState.HELD, EmailState.SKIPPED)
+from tracker.models import Suppression, SuppressionScope
 
 
 def sync(config: Config, as_json: bool) -> int:
@@ -49,25 +47,18 @@ def sync(config: Config, as_json: bool) -> int:
 
 def retry_email(config: Config, email_id: int) -> int:
     """Put one failed, held or skipped email back in the queue, due now."""
+    from emails.outbox import requeue_email
+
     engine = open_db(config.database_url)
     try:
-        with Session(engine) as session:
-            email = session.get(Email, email_id)
-            if email is None:
-                print(f"trackmail: no email {email_id}")
-                return EXIT_PROBLEM
-            if email.state not in RETRYABLE:
-                print(f"trackmail: email {email_id} is {email.state}; only dead, held or skipped emails are retried")
-                return EXIT_PROBLEM
-            previous, kind, address = email.state, email.kind, email.to_address
-            session.execute(update(Email).where(Email.id == email_id).values(
-                state=EmailState.QUEUED, due_at=datetime.now(UTC), claimed_until=None, attempts=0,
-                created_at=datetime.now(UTC), last_error=f"re-queued by hand (was {previous})"))
-            session.commit()
-        print(f"email {email_id} ({kind} to {address}) re-queued; it goes on the next send run")
-        return 0
+        done = requeue_email(engine, email_id, datetime.now(UTC))
+    except (LookupError, ValueError) as exc:
+        print(f"trackmail: {exc}")
+        return EXIT_PROBLEM
     finally:
         engine.dispose()
+    print(f"email {email_id} ({done.kind} to {done.to_address}) re-queued; it goes on the next send run")
+    return 0
 
 
 def suppress_command(config: Config, args: argparse.Namespace) -> int:
