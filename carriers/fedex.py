@@ -55,7 +55,7 @@ from urllib.parse import quote
 import httpx
 
 from carriers.base import CarrierEvent, ResponseError, TrackingResult
-from carriers.http import Http, Limits, OAuthToken, RetryPolicy, make_client, parse_json, with_token
+from carriers.http import Http, Limits, OAuthToken, RetryPolicy, make_client, parse_json, token_shape, with_token
 from tracker.status import ShipmentStatus
 
 if TYPE_CHECKING:
@@ -346,11 +346,11 @@ class FedExCourier:
 
     async def _fetch_token(self) -> tuple[str, float]:
         response = await self.http.request("POST", TOKEN_PATH, data=self._credentials)
-        payload = parse_json(response, self.name)
+        payload = parse_json(response, self.name, secret=True)
         token = payload.get("access_token") if isinstance(payload, dict) else None
         if not isinstance(token, str) or not token:
-            raise ResponseError("token answer without access_token", source=self.name,
-                                status_code=response.status_code, body=response.text)
+            raise ResponseError(f"token answer without access_token ({token_shape(payload)})", source=self.name,
+                                status_code=response.status_code)
         lifetime = payload.get("expires_in", DEFAULT_TOKEN_LIFETIME)
         try:
             return token, float(lifetime)

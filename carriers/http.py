@@ -109,14 +109,21 @@ def classify(response: httpx.Response, source: str, tracking_number: str | None 
     return ResponseError("request refused", **kwargs)
 
 
-def parse_json(response: httpx.Response, source: str, tracking_number: str | None = None) -> Any:
-    """The JSON body, or a ResponseError naming what came instead (an HTML error page, a cut-off body)."""
+def parse_json(response: httpx.Response, source: str, tracking_number: str | None = None,
+               secret: bool = False) -> Any:
+    """The JSON body, or a ResponseError naming what came instead (an HTML error page, a cut-off body).
+    `secret`: the body may hold a credential (a token answer), so no excerpt of it goes into the error."""
     try:
         return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         kind = response.headers.get("content-type", "unknown content type")
         raise ResponseError(f"expected JSON, got {kind}", source=source, status_code=response.status_code,
-                            body=response.text, tracking_number=tracking_number) from None
+                            body=None if secret else response.text, tracking_number=tracking_number) from None
+
+
+def token_shape(payload: Any) -> str:
+    """What a token answer held, without the values: safe to log."""
+    return f"keys {sorted(payload)}" if isinstance(payload, dict) else f"a {type(payload).__name__}"
 
 
 def make_client(base_url: str, timeout: float = 20.0, transport: httpx.AsyncBaseTransport | None = None,

@@ -54,7 +54,7 @@ from uuid import uuid4
 import httpx
 
 from carriers.base import AuthError, CarrierEvent, ResponseError, TrackingResult
-from carriers.http import Http, Limits, OAuthToken, RetryPolicy, make_client, parse_json, with_token
+from carriers.http import Http, Limits, OAuthToken, RetryPolicy, make_client, parse_json, token_shape, with_token
 from tracker.status import ShipmentStatus
 
 if TYPE_CHECKING:
@@ -285,7 +285,7 @@ def parse_token(payload: Any, source: str, body: str | None = None) -> tuple[str
     """(access token, lifetime in seconds) from a token answer; `expires_in` may be a string or a number."""
     token = payload.get("access_token") if isinstance(payload, dict) else None
     if not isinstance(token, str) or not token:
-        raise ResponseError("token answer without access_token", source=source, body=body or _dump(payload))
+        raise ResponseError(f"token answer without access_token ({token_shape(payload)})", source=source)
     return token, _lifetime(payload.get("expires_in"))
 
 
@@ -538,12 +538,12 @@ class UpsCourier:
         response = await self.http.request("POST", TOKEN_PATH, ok=frozenset({400}),
                                            auth=httpx.BasicAuth(self._client_id, self._client_secret),
                                            data={"grant_type": "client_credentials"})
-        payload = parse_json(response, self.name)
+        payload = parse_json(response, self.name, secret=True)
         if response.status_code == 400:
             said = ", ".join(f"UPS {c}: {m}" for c, m in error_codes(payload)) or "no error code"
             raise AuthError(f"token refused ({said}); check client_id/client_secret", source=self.name,
                             status_code=400, body=response.text)
-        return parse_token(payload, self.name, body=response.text)
+        return parse_token(payload, self.name)
 
 
 async def _stamp_trans_id(request: httpx.Request) -> None:

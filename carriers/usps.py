@@ -41,7 +41,7 @@ from urllib.parse import quote
 import httpx
 
 from carriers.base import AuthError, CarrierEvent, ResponseError, TrackingResult
-from carriers.http import Http, Limits, OAuthToken, RetryPolicy, make_client, parse_json, with_token
+from carriers.http import Http, Limits, OAuthToken, RetryPolicy, make_client, parse_json, token_shape, with_token
 from tracker.status import ShipmentStatus
 
 if TYPE_CHECKING:
@@ -285,11 +285,11 @@ class UspsCourier:
         if response.status_code == 400:
             raise AuthError("USPS refused the client credentials; check client_id/client_secret in config.toml",
                             source=self.name, status_code=400, body=response.text)
-        payload = parse_json(response, self.name)
+        payload = parse_json(response, self.name, secret=True)
         token = payload.get("access_token") if isinstance(payload, dict) else None
         if not isinstance(token, str) or not token:
-            raise ResponseError("token answer without access_token", source=self.name,
-                                status_code=response.status_code, body=response.text)
+            raise ResponseError(f"token answer without access_token ({token_shape(payload)})", source=self.name,
+                                status_code=response.status_code)
         try:
             lifetime = float(payload.get("expires_in"))
         except (TypeError, ValueError):

@@ -31,7 +31,9 @@ UNSUBSCRIBE_PATH = "/unsubscribe/"
 # An opening <a> tag; quoted attribute values may contain ">".
 _ANCHOR = re.compile(r"""<a\b(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
 # Its href attribute (not data-href), double-, single- or un-quoted.
-_HREF = re.compile(r"""(?<![\w-])(href\s*=\s*)(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
+# One attribute of a tag: walking them in order means an `href=` inside another attribute's value (a customer
+# name in a title, say) is never taken for the link itself.
+_ATTRIBUTE = re.compile(r"""\s+([^\s"'>/=]+)(?:(\s*=\s*)(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
@@ -71,16 +73,26 @@ def _tracked(url: str, base_url: str) -> bool:
     return not url.startswith((f"{base_url}/c/", f"{base_url}/o/"))
 
 
+def _href(tag: str) -> re.Match[str] | None:
+    position = 2  # after "<a"
+    while (match := _ATTRIBUTE.match(tag, position)) is not None:
+        if match.group(1).lower() == "href" and match.group(2) is not None:
+            return match
+        position = match.end()
+    return None
+
+
 def _rewrite_anchor(tag: str, *, base_url: str, secret: bytes, email_id: int) -> str:
-    match = _HREF.search(tag)
+    match = _href(tag)
     if match is None:
         return tag
-    raw = next(group for group in match.groups()[1:] if group is not None)
+    raw = next(group for group in match.groups()[2:] if group is not None)
     url = html.unescape(raw).strip()  # the address a browser would follow: &amp; is &
     if not _tracked(url, base_url):
         return tag
     new = html.escape(click_url(base_url, secret, email_id, url), quote=True)
-    return f'{tag[:match.start()]}{match.group(1)}"{new}"{tag[match.end():]}'
+    prefix = tag[:match.start()] + tag[match.start():match.start(2)]  # the whitespace and the name "href"
+    return f'{prefix}{match.group(2)}"{new}"{tag[match.end():]}'
 
 
 def _add_pixel(text: str, pixel: str) -> str:

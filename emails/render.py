@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,10 +36,26 @@ class TemplateError(Exception):
         super().__init__(f"{where}: {problem}")
 
 
+@lru_cache(maxsize=256)
+def babel_locale(locale: str | None) -> str:
+    """A locale Babel knows: 'de-US' (a real shop customer) falls back to 'de', anything unknown to English.
+    A customer's odd locale must never stop their order emails."""
+    from babel import Locale, UnknownLocaleError
+
+    tag = (locale or DEFAULT_LOCALE).replace("-", "_")
+    for candidate in (tag, tag.split("_")[0]):
+        try:
+            Locale.parse(candidate)
+            return candidate
+        except (UnknownLocaleError, ValueError, TypeError):
+            continue
+    return DEFAULT_LOCALE
+
+
 def format_money(amount: Decimal | float | int, currency: str, locale: str = DEFAULT_LOCALE) -> str:
     from babel.numbers import format_currency
 
-    return format_currency(Decimal(str(amount)), currency.upper(), locale=locale)
+    return format_currency(Decimal(str(amount)), currency.upper(), locale=babel_locale(locale))
 
 
 def format_date(value: date | datetime | None, locale: str = DEFAULT_LOCALE, zone: str = "UTC") -> str:
@@ -48,7 +65,7 @@ def format_date(value: date | datetime | None, locale: str = DEFAULT_LOCALE, zon
         return ""
     if isinstance(value, datetime):
         value = value.astimezone(ZoneInfo(zone))
-    return format_skeleton("yMMMEd", value, locale=locale)
+    return format_skeleton("yMMMEd", value, locale=babel_locale(locale))
 
 
 def format_datetime(value: datetime | None, locale: str = DEFAULT_LOCALE, zone: str = "UTC") -> str:
@@ -57,7 +74,8 @@ def format_datetime(value: datetime | None, locale: str = DEFAULT_LOCALE, zone: 
     if value is None:
         return ""
     local = value.astimezone(ZoneInfo(zone))
-    return f"{format_date(local, locale, zone)}, {format_time(local, 'short', locale=locale)} {local.tzname()}"
+    clock = format_time(local, "short", locale=babel_locale(locale))
+    return f"{format_date(local, locale, zone)}, {clock} {local.tzname()}"
 
 
 def _locale_of(ctx: Context) -> tuple[str, str]:

@@ -14,9 +14,8 @@ import hmac
 import inspect
 import math
 import secrets
-import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -50,8 +49,9 @@ from tracker.models import (
     TrackingEvent,
 )
 from tracker.status import LABELS, ShipmentStatus
-from tracker.web.pages import page
+from tracker.web.pages import page, small_form
 from tracker.web.serve import admin_password
+from tracker.web.throttle import Throttle
 
 LOGIN = "/admin/login"
 PAGE_SIZE = 50
@@ -94,39 +94,6 @@ def _csrf_ok(request: Request, given: object) -> bool:
     expected = request.session.get("csrf")
     return (isinstance(expected, str) and bool(expected) and isinstance(given, str)
             and hmac.compare_digest(expected.encode(), given.encode()))
-
-
-class Throttle:
-    """Failed logins per client address within a sliding window; `limit` of them lock that address out until
-    the oldest ages out of the window. Times are `time.monotonic()` seconds, never the (maybe sped-up) clock."""
-
-    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
-        self.limit, self.window = limit, window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, client: str, now: float) -> deque[float]:
-        failures = self._failures.get(client, deque())
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        return failures
-
-    def wait(self, client: str, now: float) -> float:
-        """Seconds until `client` may try again; 0 when it may now."""
-        with self._lock:
-            failures = self._recent(client, now)
-            return failures[0] + self.window - now if len(failures) >= self.limit else 0.0
-
-    def failed(self, client: str, now: float) -> None:
-        with self._lock:
-            if len(self._failures) > 10_000:  # many addresses: keep only those still inside the window
-                self._failures = {c: f for c, f in self._failures.items() if self._recent(c, now)}
-            self._failures[client] = self._recent(client, now)
-            self._failures[client].append(now)
-
-    def forget(self, client: str) -> None:
-        with self._lock:
-            self._failures.pop(client, None)
 
 
 def _throttle(request: Request) -> Throttle:
@@ -206,6 +173,9 @@ async def login(request: Request) -> Response:
     if request.method == "GET":
         return RedirectResponse("/admin", 303) if _signed_in(request) else _page(request, "admin_login.html",
                                                                                  heading="Sign in", error=None)
+    form = await small_form(request)  # read before the throttle check: no guess may slip past it mid-read
+    if form is None:
+        return _page(request, "admin_login.html", 400, heading="Sign in", error="That form could not be read.")
     client = request.client.host if request.client else "unknown"
     throttle, now = _throttle(request), time.monotonic()
     wait = throttle.wait(client, now)
@@ -215,8 +185,7 @@ async def login(request: Request) -> Response:
             f"Too many failed sign-ins from your address. Try again in {minutes} minute{'s' * (minutes > 1)}."))
         response.headers["Retry-After"] = str(math.ceil(wait))
         return response
-    async with request.form() as form:
-        username, password = str(form.get("username", "")), str(form.get("password", ""))
+    username, password = str(form.get("username", "")), str(form.get("password", ""))
     if not _credentials_ok(_app(request), username, password):
         throttle.failed(client, now)
         return _page(request, "admin_login.html", 401, heading="Sign in", error="Wrong user name or password.")
@@ -228,9 +197,9 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    async with request.form() as form:
-        if not _csrf_ok(request, form.get("csrf")):
-            return _form_expired(request)
+    form = await small_form(request)
+    if form is None or not _csrf_ok(request, form.get("csrf")):
+        return _form_expired(request)
     request.session.clear()
     return _to_login()
 
@@ -376,9 +345,9 @@ def emails(request: Request) -> Response:
 
 
 async def retry(request: Request) -> Response:
-    async with request.form() as form:
-        if not _csrf_ok(request, form.get("csrf")):
-            return _form_expired(request)
+    form = await small_form(request)
+    if form is None or not _csrf_ok(request, form.get("csrf")):
+        return _form_expired(request)
     app, email_id = _app(request), request.path_params["id"]
     try:
         await run_in_threadpool(requeue_email, app.engine, email_id, app.now())

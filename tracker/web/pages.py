@@ -59,6 +59,20 @@ def page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
+def safe_url(url: str | None) -> str:
+    """Only web addresses become links: a `javascript:` URL from a shop's data must never be clickable."""
+    return url if url and url.lower().startswith(("http://", "https://")) else ""
+
+
+async def small_form(request: Request):
+    """A form of a few short fields, or None: no request may make the daemon hold megabytes in memory."""
+    try:
+        form = await request.form(max_files=0, max_fields=8, max_part_size=4096)
+    except Exception:  # Starlette raises several kinds for oversize or malformed bodies
+        return None
+    return form
+
+
 def refusal(request: Request, title: str, message: str, status_code: int) -> HTMLResponse:
     """A clear answer for a bad or forged link: never a stack trace."""
     return page("message.html", status_code, title=title, message=message, shop=None)

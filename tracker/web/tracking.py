@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import func, select
 from sqlmodel import Session
 from starlette.requests import Request
@@ -13,7 +15,12 @@ from emails.policy import customer_zone
 from emails.tokens import make_token, read_id
 from tracker.models import Customer, Order, OrderLine, Shipment, TrackingEvent
 from tracker.web.links import TRACK
-from tracker.web.pages import page, refusal, words
+from tracker.web.pages import page, refusal, safe_url, small_form, words
+from tracker.web.throttle import Throttle
+
+# Guessing postcodes for a known order number must not be a game: 10 misses per address, and per order
+# number, in 15 minutes, then a pause. In memory, per process (documented in the README's web section).
+LOOKUP_THROTTLE = Throttle(limit=10, window=900.0)
 
 
 def _app(request: Request):
@@ -40,7 +47,7 @@ def tracking_page(request: Request) -> Response:
     shop = app.config.shops[order.shop]
     zone = customer_zone(order.country, shop.timezone).key
     return page("tracking.html", shop=shop, order=order, lines=lines, shipment=details,
-                courier_url=shipment.tracking_url, words=words(customer.locale), lang=customer.locale or "en",
+                courier_url=safe_url(shipment.tracking_url), words=words(customer.locale), lang=customer.locale or "en",
                 locale=(customer.locale or "en").replace("-", "_"), zone=zone)
 
 
@@ -56,8 +63,14 @@ async def lookup(request: Request) -> Response:
     shop = next(iter(app.config.shops.values()))
     if request.method == "GET":
         return page("lookup.html", shop=shop, words=words("en"), lang="en", error=None, number="")
-    form = await request.form()
+    form = await small_form(request)
+    if form is None:
+        return refusal(request, "Bad request", "That form could not be read.", 400)
+    client = request.client.host if request.client else "unknown"
     number, proof = str(form.get("number", "")).strip(), str(form.get("proof", ""))
+    throttle = LOOKUP_THROTTLE
+    if throttle.wait(client, time.monotonic()) or throttle.wait(f"order:{number.lower()}", time.monotonic()):
+        return page("lookup.html", 429, shop=shop, words=words("en"), lang="en", error="not_found", number=number)
     with Session(app.engine) as session:
         candidates = session.execute(
             select(Order, Customer).join(Customer, Customer.id == Order.customer_id)
@@ -67,6 +80,8 @@ async def lookup(request: Request) -> Response:
         shipments = session.execute(select(Shipment.id).where(
             Shipment.order_id.in_([o.id for o, _c in found])).order_by(Shipment.id)).scalars().all() if found else []
     if not found:  # one answer for every mismatch: it must not tell which half was wrong
+        throttle.failed(client, time.monotonic())
+        throttle.failed(f"order:{number.lower()}", time.monotonic())
         return page("lookup.html", 404, shop=shop, words=words("en"), lang="en", error="not_found", number=number)
     if not shipments:
         return page("message.html", shop=shop, title=found[0][0].number,
