@@ -23,7 +23,7 @@ def create_app(app: App) -> Starlette:
     routes = [Route("/health", health), *tracking.routes(), *unsubscribe.routes(), *engagement.routes(),
               *webhooks.routes(), *dashboard.routes()]
     middleware = [Middleware(SessionMiddleware, secret_key=app.outbox.secret.hex(), https_only=https,
-                             same_site="strict", session_cookie="trackmail_session")]
+                             same_site="strict", session_cookie="trackmail_session", max_age=12 * 3600)]
     application = Starlette(routes=routes, middleware=middleware)
     application.state.app = app
     return application
