@@ -27,6 +27,7 @@ from emails.engagement import instrument
 from emails.policy import Decision, decide, retry_delay
 from emails.render import Renderer, TemplateError
 from emails.send import Message, PermanentSendError, Sender, TransientSendError
+from tracker.clock import system_clock
 from tracker.config import EMAIL_KINDS, MARKETING_KINDS, Config
 from tracker.db import claim, insert_ignore
 from tracker.models import (
@@ -133,6 +134,7 @@ class Outbox:
         self.shop_senders = shop_senders or {}  # shops that chose their own
         self.secret = secret
         self.coupons = coupons or LocalCoupons(secret)
+        self.clock = system_clock  # for leases: real time, whatever the jobs' `now` says (App sets its clock)
         self.renderers = {key: Renderer(shop.templates_dir) for key, shop in config.shops.items()}
 
     def _decide(self, engine: Engine, email_id: int, now: datetime) -> Decision:
@@ -196,7 +198,21 @@ class Outbox:
         report.errors.append(str(error))
         self._finish(engine, email_id, state=EmailState.HELD, last_error=str(error))
 
-    async def send_one(self, engine: Engine, email_id: int, now: datetime, report: SendReport) -> None:
+    def _still_ours(self, engine: Engine, email_id: int, claimed_until: datetime | None) -> bool:
+        """Renew this worker's lease just before the transport, and only if it is still this worker's: a
+        slow batch whose lease ran out must not send what another daemon has since claimed."""
+        if claimed_until is None:
+            return True
+        with Session(engine) as session:
+            result = session.execute(
+                update(Email).where(Email.id == email_id, Email.state == EmailState.QUEUED,
+                                    Email.claimed_until == claimed_until)
+                .values(claimed_until=self.clock() + LEASE))
+            session.commit()
+        return result.rowcount == 1
+
+    async def send_one(self, engine: Engine, email_id: int, now: datetime, report: SendReport,
+                       claimed_until: datetime | None = None) -> None:
         decision = self._decide(engine, email_id, now)
         if decision.action == "defer":
             report.deferred += 1
@@ -216,12 +232,19 @@ class Outbox:
                 session.commit()
         except TemplateError as exc:
             return self._hold(engine, email_id, exc, report)
+        if not self._still_ours(engine, email_id, claimed_until):
+            log.warning("email %s was taken over by another worker (its lease ran out); not sending it here",
+                        email_id)
+            return None
         name = f"{email_id:07d}-{prepared.kind}"
         try:
             sender = self.shop_senders.get(prepared.shop, self.sender)
             provider_id = await sender.send(prepared, name)
         except TransientSendError as exc:
-            return self._retry(engine, email_id, now, str(exc), report)
+            self._retry(engine, email_id, now, str(exc), report)
+            if exc.server_down:
+                raise
+            return None
         except PermanentSendError as exc:
             log.error("email %s dead: %s", email_id, exc)
             report.dead += 1
@@ -235,15 +258,17 @@ class Outbox:
         with Session(engine) as session:
             email = session.get_one(Email, email_id)
             attempts = email.attempts + 1
+            first_failed = email.first_failed_at or now  # planned days ahead is not failing for days
         report.errors.append(error)
-        if now - email.created_at >= self.config.emails.retry_for:
+        if now - first_failed >= self.config.emails.retry_for:
             log.error("email %s dead after %d attempts: %s", email_id, attempts, error)
             report.dead += 1
             return self._finish(engine, email_id, state=EmailState.DEAD, attempts=attempts,
                                 last_error=f"gave up after {attempts} attempts: {error}")
         log.warning("email %s will be retried (attempt %d): %s", email_id, attempts, error)
         report.retried += 1
-        self._finish(engine, email_id, attempts=attempts, due_at=now + retry_delay(attempts), last_error=error)
+        self._finish(engine, email_id, attempts=attempts, due_at=now + retry_delay(attempts), last_error=error,
+                     first_failed_at=first_failed)
 
     async def send_due(self, engine: Engine, now: datetime) -> SendReport:
         """Send every email due by `now`, a batch at a time, until none is left."""
@@ -253,14 +278,26 @@ class Outbox:
                 ids = claim(session, Email, due=Email.due_at, now=now, lease=LEASE, limit=BATCH,
                             where=[Email.state == EmailState.QUEUED], order_by=Email.id)
                 session.commit()
-            for email_id in ids:
+            lease = now + LEASE
+            for index, email_id in enumerate(ids):
                 try:
-                    await self.send_one(engine, email_id, now, report)
+                    await self.send_one(engine, email_id, now, report, claimed_until=lease)
+                except TransientSendError:
+                    # The server itself is unreachable: the rest of the batch waits for the next run instead
+                    # of each timing out in turn while every other job waits on this one.
+                    self._release(engine, ids[index + 1:])
+                    return report
                 except Exception as exc:  # a bug or a database hiccup must not stop the other emails
                     log.exception("email %s failed unexpectedly", email_id)
                     self._retry(engine, email_id, now, f"unexpected error: {exc!r}", report)
             if len(ids) < BATCH:
                 return report
+
+    def _release(self, engine: Engine, ids: list[int]) -> None:
+        if ids:
+            with Session(engine) as session:
+                session.execute(update(Email).where(Email.id.in_(ids)).values(claimed_until=None))
+                session.commit()
 
 
 def suppress(engine: Engine, address: str, scope: SuppressionScope, reason: str, source: str,
@@ -300,8 +337,8 @@ def requeue_email(engine: Engine, email_id: int, now: datetime) -> Requeued:
         if previous not in RETRYABLE_STATES:
             raise ValueError(f"Email {email_id} is {previous}; only dead, held or skipped emails are retried.")
         result = session.execute(update(Email).where(Email.id == email_id, Email.state == previous).values(
-            state=EmailState.QUEUED, due_at=now, claimed_until=None, attempts=0, created_at=now,
-            last_error=f"re-queued by hand (was {previous})"))
+            state=EmailState.QUEUED, due_at=now, claimed_until=None, attempts=0, first_failed_at=None,
+            followed_up=False, last_error=f"re-queued by hand (was {previous})"))
         session.commit()
     if result.rowcount != 1:
         raise ValueError(f"Email {email_id} changed while it was being re-queued; look at it again.")

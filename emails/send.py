@@ -24,7 +24,11 @@ class SendError(Exception):
 
 
 class TransientSendError(SendError):
-    pass
+    """`server_down`: the server itself cannot be reached, so every other message would fail the same way."""
+
+    def __init__(self, message: str, *, server_down: bool = False) -> None:
+        super().__init__(message)
+        self.server_down = server_down
 
 
 class PermanentSendError(SendError):
@@ -103,5 +107,6 @@ class OutboxFolderSender:
             _write_atomically(self.folder / f"{name}.html", message.html.encode("utf-8"), durable=False)  # a copy
             _write_atomically(eml, bytes(message.to_mime()))
         except OSError as exc:
-            raise TransientSendError(f"cannot write to outbox folder {self.folder}: {exc.strerror}") from exc
+            raise TransientSendError(f"cannot write to outbox folder {self.folder}: {exc.strerror}",
+                                     server_down=True) from exc
         return str(eml)

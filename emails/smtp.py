@@ -85,14 +85,19 @@ class SmtpSender:
         try:
             client = self._connect()
         except smtplib.SMTPAuthenticationError as exc:
-            raise TransientSendError(f"{where}: login refused ({exc.smtp_code}); check username/password") from exc
-        except smtplib.SMTPResponseException as exc:
-            raise _classify(exc.smtp_code, _decode(exc.smtp_error), where) from exc
+            raise TransientSendError(f"{where}: login refused ({exc.smtp_code}); check username/password",
+                                     server_down=True) from exc
+        except smtplib.SMTPResponseException as exc:  # refused at the greeting or STARTTLS: the server's side
+            detail = f"{where}: refused the connection: {exc.smtp_code} {_decode(exc.smtp_error)}"
+            raise TransientSendError(detail, server_down=True) from exc
         except (OSError, smtplib.SMTPException) as exc:
-            raise TransientSendError(f"{where}: cannot connect: {exc}") from exc
+            raise TransientSendError(f"{where}: cannot connect: {exc}", server_down=True) from exc
         try:
             refused = client.send_message(message.to_mime(), from_addr=parseaddr(message.sender)[1],
                                           to_addrs=[parseaddr(message.to)[1]])
+        except smtplib.SMTPSenderRefused as exc:  # our From address, not this recipient: fix config, then retry
+            raise TransientSendError(f"{where} refused the sender {message.sender}: {exc.smtp_code} "
+                                     f"{_decode(exc.smtp_error)}", server_down=True) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             raise _classify(code, _decode(text), f"{where} refused {message.to}") from exc

@@ -99,7 +99,7 @@ class App:
         secret = bytes.fromhex(stored_setting(engine, "secret", secrets.token_hex(32)))
         sender, shop_senders = build_senders(config, outbox_dir)
         coupons = build_coupon_source(config, secret, engine)
-        return cls(
+        app = cls(
             config=config,
             engine=engine,
             clock=clock,
@@ -107,6 +107,8 @@ class App:
             marketplaces={n: build_marketplace(_seeded(a, seed), clock) for n, a in config.marketplaces.items()},
             outbox=Outbox(config, sender, secret, shop_senders, coupons),
         )
+        app.outbox.clock = clock
+        return app
 
     def lookback(self, account: str) -> timedelta:
         section = self.config.marketplaces[account].section

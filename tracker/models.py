@@ -163,6 +163,7 @@ class Email(SQLModel, table=True):
     due_at: datetime = Time()
     claimed_until: datetime | None = Time(default=None)
     attempts: int = 0
+    first_failed_at: datetime | None = Time(default=None)  # the retry budget counts from here
     sent_at: datetime | None = Time(default=None)
     provider_id: str = ""
     last_error: str = ""

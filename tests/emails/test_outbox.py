@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlmodel import Session
 
-from emails.outbox import cancel_for_order, enqueue, release_held
+from emails.outbox import SendReport, cancel_for_order, enqueue, release_held
 from emails.send import Message, PermanentSendError, TransientSendError
 from tests.factories import T0, add_order, add_shipment
 from tracker.models import Coupon, Email, EmailState, OrderState
@@ -117,10 +117,52 @@ def test_a_transient_failure_is_retried_later_and_then_sent_once(app):
 def test_a_server_down_for_longer_than_retry_for_dead_letters_with_the_reason(app):
     plan(app)
     app.outbox.sender = FlakySender(app.outbox.sender, 10**6, TransientSendError("connection refused"))
+    assert send(app, T0).retried == 1  # the first failure starts the budget
     report = send(app, T0 + app.config.emails.retry_for)
     assert report.dead == 1
     [row] = emails(app)
     assert row.state is EmailState.DEAD and "connection refused" in row.last_error
+
+
+def test_an_email_planned_days_ahead_gets_its_full_retry_budget_when_it_falls_due(app):
+    with Session(app.engine) as session:
+        enqueue(session, app.config, "order_confirmation", add_order(session), now=T0, due_at=T0 + timedelta(days=7))
+        session.commit()
+    app.outbox.sender = FlakySender(app.outbox.sender, 1, TransientSendError("connection refused"))
+    assert send(app, T0 + timedelta(days=7)).retried == 1
+    assert send(app, T0 + timedelta(days=7, hours=1)).sent == 1
+
+
+def test_a_worker_whose_lease_ran_out_does_not_send_what_another_took_over(app):
+    plan(app)
+    sent = []
+
+    class Recording:
+        async def send(self, message, name):
+            sent.append(message.message_id)
+            return "ok"
+
+    app.outbox.sender = Recording()
+    with Session(app.engine) as session:  # worker A claimed at T0; worker B took it over 6 minutes later
+        session.execute(update(Email).values(claimed_until=T0 + timedelta(minutes=11)))
+        session.commit()
+    report = SendReport()
+    asyncio.run(app.outbox.send_one(app.engine, 1, T0, report, claimed_until=T0 + timedelta(minutes=5)))
+    assert sent == [] and report.sent == 0
+    asyncio.run(app.outbox.send_one(app.engine, 1, T0, report, claimed_until=T0 + timedelta(minutes=11)))
+    assert len(sent) == 1
+
+
+def test_a_server_that_cannot_be_reached_stops_the_batch_instead_of_timing_out_on_each(app):
+    for n in range(5):
+        with Session(app.engine) as session:
+            enqueue(session, app.config, "order_confirmation", add_order(session, number=f"#{n}"), now=T0)
+            session.commit()
+    down = FlakySender(app.outbox.sender, 10**6, TransientSendError("cannot connect", server_down=True))
+    app.outbox.sender = down
+    report = send(app)
+    assert down.calls == 1 and report.retried == 1
+    assert all(row.claimed_until is None for row in emails(app))  # the rest wait, unclaimed, for the next run
 
 
 def test_a_permanent_failure_is_dead_lettered_at_once(app):
