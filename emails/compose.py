@@ -35,7 +35,8 @@ def load_rows(session: Session, email: Email) -> EmailRows:
     if shipment is None and (email.marketing or email.flow):
         # follow-ups belong to the order; show its latest delivered parcel if there is one
         shipment = session.execute(
-            select(Shipment).where(Shipment.order_id == order.id).order_by(Shipment.delivered_at.desc())
+            select(Shipment).where(Shipment.order_id == order.id)
+            .order_by(Shipment.delivered_at.desc().nulls_last(), Shipment.id.desc())
         ).scalars().first()
     return EmailRows(email, order, customer, shipment)
 

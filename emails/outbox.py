@@ -84,6 +84,10 @@ def enqueue(
     switched_off = kind in EMAIL_KINDS and kind not in config.emails.enabled
     if switched_off or not notify or order.state is OrderState.CANCELLED:
         return False
+    if order.shop not in config.shops:
+        log.error("order %s belongs to shop %r, which is no longer in the config: no %s email",
+                  order.number, order.shop, kind)
+        return False
     customer = session.get_one(Customer, order.customer_id)
     key = idempotency_key(kind, order, shipment, flow, step)
     return insert_ignore(

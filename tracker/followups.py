@@ -56,7 +56,8 @@ def flows_for(app: App, trigger: str) -> list[Flow]:
 def _plan_delivered(app: App, session: Session, now: datetime) -> int:
     other = aliased(Shipment)
     parcel_underway = (
-        select(other.id).where(other.order_id == Shipment.order_id, other.status.not_in(list(FINAL))).exists()
+        select(other.id).where(other.order_id == Shipment.order_id, other.status.not_in(list(FINAL)),
+                               other.notify.is_(True), other.next_poll_at.is_not(None)).exists()
     )
     order_ids = session.execute(
         select(Shipment.order_id).distinct()
@@ -71,7 +72,7 @@ def _plan_delivered(app: App, session: Session, now: datetime) -> int:
         order = session.get_one(Order, order_id)
         delivered = [s.delivered_at for s in shipments if s.status is ShipmentStatus.DELIVERED and s.delivered_at]
         live = order.notify or any(s.notify for s in shipments)  # not only history from before connecting
-        if delivered and live and order.state is OrderState.OPEN:
+        if delivered and live and order.state is OrderState.OPEN and order.shop in app.config.shops:
             for flow in flows_for(app, "delivered"):
                 planned += start_flow(app, session, flow, order, max(delivered), now, notify=live)
         session.execute(update(Shipment).where(Shipment.order_id == order_id).values(followups_planned=True))
@@ -91,8 +92,9 @@ def _plan_next_steps(app: App, session: Session, now: datetime) -> int:
     for email in done:
         flow = flows.get(email.flow)
         nxt = email.step + 1
-        if email.state is EmailState.SENT and flow is not None and nxt < len(flow.steps):
-            order = session.get_one(Order, email.order_id)
+        order = session.get_one(Order, email.order_id)
+        if (email.state is EmailState.SENT and flow is not None and nxt < len(flow.steps)
+                and order.shop in app.config.shops):
             due = due_time(app, order, flow.steps[nxt], email.sent_at)
             planned += enqueue(session, app.config, flow.steps[nxt].kind, order, now=now, due_at=due, notify=True,
                                flow=flow.name, step=nxt, marketing=flow.marketing)

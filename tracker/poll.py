@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import Session
 
-from carriers.base import AuthError, CarrierError, Courier, TrackingResult
+from carriers.base import AuthError, CarrierError, Courier, ResponseError, TrackingResult
 from emails.outbox import enqueue
 from tracker.app import App
 from tracker.db import claim
@@ -58,7 +58,9 @@ def apply_result(app: App, session: Session, shipment: Shipment, result: Trackin
     """Apply one courier answer to one shipment; returns the email kind planned, if any."""
     shipment.claimed_until = None
     if result.error is not None:
-        return _failed(shipment, result.error, now)
+        _failed(shipment, result.error, now)
+        _expire_if_silent(app, shipment, now)  # a number that only ever errors must not be polled forever
+        return None
     shipment.poll_failures, shipment.last_error = 0, ""
     notify = None
     if result.found:
@@ -81,18 +83,22 @@ def apply_result(app: App, session: Session, shipment: Shipment, result: Trackin
             order = session.get_one(Order, shipment.order_id)
             if enqueue(session, app.config, transition.notify, order, now=now, shipment=shipment):
                 notify = transition.notify
+    _expire_if_silent(app, shipment, now)
+    delay = next_poll_delay(ShipmentState(shipment.status, shipment.last_event_at), now)
+    shipment.next_poll_at = None if delay is None else now + delay
+    session.add(shipment)
+    return notify
+
+
+def _expire_if_silent(app: App, shipment: Shipment, now: datetime) -> None:
     expired = expire(ShipmentState(shipment.status, shipment.last_event_at), shipment.first_seen_at, now,
                      app.config.expire_after)
     if expired is not None:
         log.info("shipment %s (%s) expired: no news for %s", shipment.id, shipment.tracking_number,
                  app.config.expire_after)
-        shipment.status = expired.status
-    delay = next_poll_delay(ShipmentState(shipment.status, shipment.last_event_at), now)
-    shipment.next_poll_at = None if delay is None else now + delay
+        shipment.status, shipment.next_poll_at = expired.status, None
     if shipment.status in FINAL and shipment.final_at is None:
         shipment.final_at = now
-    session.add(shipment)
-    return notify
 
 
 def _failed(shipment: Shipment, error: CarrierError, now: datetime) -> None:
@@ -111,6 +117,10 @@ async def _fetch(courier: Courier, numbers: list[str], gate: asyncio.Semaphore) 
             results = await courier.track(numbers)
         except CarrierError as exc:
             return [TrackingResult(n, found=False, error=exc) for n in numbers]
+        except Exception as exc:  # an adapter bug must cost this batch a retry, never the whole poll
+            log.exception("courier %s failed unexpectedly", courier.name)
+            error = ResponseError(f"unexpected error in the adapter: {exc!r}", source=courier.name)
+            return [TrackingResult(n, found=False, error=error) for n in numbers]
     by_number = {r.tracking_number: r for r in results}
     missing = CarrierError("the courier's answer left this number out", source=courier.name)
     return [by_number.get(n) or TrackingResult(n, found=False, error=missing) for n in numbers]
@@ -133,13 +143,23 @@ def _claim(app: App, now: datetime) -> dict[str, list[tuple[int, str]]]:
 def _apply_batch(app: App, batch: list[tuple[int, str]], results: list[TrackingResult], now: datetime,
                  report: PollReport) -> None:
     with Session(app.engine) as session:
-        for (shipment_id, _number), result in zip(batch, results, strict=True):
+        for (shipment_id, number), result in zip(batch, results, strict=True):
             shipment = session.get_one(Shipment, shipment_id)
             before = shipment.status
             if result.error is not None:
                 report.failed += 1
                 report.errors.append(str(result.error))
-            report.emails_planned += apply_result(app, session, shipment, result, now) is not None
+            try:
+                with session.begin_nested():  # one bad answer (a naive time, a vanished shop) stays its own
+                    report.emails_planned += apply_result(app, session, shipment, result, now) is not None
+            except Exception as exc:
+                log.exception("shipment %s (%s): could not apply the courier's answer", shipment_id, number)
+                session.expire(shipment)
+                _failed(shipment, ResponseError(f"could not apply the answer: {exc!r}", source=shipment.courier,
+                                                tracking_number=number), now)
+                shipment.claimed_until = None
+                session.add(shipment)
+                report.errors.append(f"{number}: {exc!r}")
             report.changed += shipment.status != before
             report.polled += 1
         session.commit()

@@ -7,7 +7,7 @@ transaction open, and the cursor only advances in the transaction that stored th
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -57,7 +57,11 @@ def _lines(session: Session, order: Order, record: OrderRecord) -> None:
         line.line_key: line
         for line in session.execute(select(OrderLine).where(OrderLine.order_id == order.id)).scalars()
     }
+    keys: dict[str, int] = {}
     for item in record.lines:
+        keys[item.key] = keys.get(item.key, 0) + 1
+        if keys[item.key] > 1:  # the same key twice in one order (a SKU on two rows): keep both lines
+            item = replace(item, key=f"{item.key}#{keys[item.key]}")
         line = existing.get(item.key) or OrderLine(order_id=order.id, line_key=item.key, title=item.title,
                                                    quantity=item.quantity, unit_price=item.unit_price)
         line.title, line.quantity, line.unit_price = item.title, item.quantity, item.unit_price
@@ -182,7 +186,13 @@ async def sync_account(app: App, account: str, feed: Marketplace, now: datetime,
     report.problems += batch.problems
     with Session(app.engine) as session:
         for record in batch.orders:
-            upsert_order(app, session, account, record, cursor.connected_at, now, report)
+            try:
+                with session.begin_nested():  # one record the database refuses must not sink the batch
+                    upsert_order(app, session, account, record, cursor.connected_at, now, report)
+            except Exception as exc:
+                problem = f"{account}: order {record.number or record.external_id} not stored: {exc!r}"
+                log.error("%s", problem)
+                report.problems.append(problem)
         stored = session.get_one(FeedCursor, account)
         stored.cursor = max(stored.cursor, batch.cursor)
         stored.updated_at = now
@@ -197,4 +207,7 @@ async def sync_orders(app: App, now: datetime) -> SyncReport:
         except CarrierError as exc:
             log.error("sync %s failed, will retry next run: %s", account, exc)
             report.errors.append(str(exc))
+        except Exception as exc:  # one account's bug must not stop the other accounts' sync
+            log.exception("sync %s failed unexpectedly, will retry next run", account)
+            report.errors.append(f"{account}: unexpected error: {exc!r}")
     return report
