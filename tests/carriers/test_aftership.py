@@ -22,6 +22,7 @@ from carriers.aftership import (
 )
 from carriers.base import AuthError, ResponseError, TrackingResult, TransientError
 from carriers.http import Limits, RetryPolicy
+from tests.doubles import Sleeps
 from tracker.config import AccountSettings
 from tracker.settings import ConfigError, Section
 from tracker.status import ShipmentStatus
@@ -39,13 +40,6 @@ def load(name: str):
 DELIVERED = load("aftership-v4-get-tracking-delivered.json")
 DELIVERED_NUMBER = "111111111111"
 
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def courier(sleeps: Sleeps | None = None, **kwargs) -> AfterShipCourier:

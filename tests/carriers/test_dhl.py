@@ -26,6 +26,7 @@ from carriers.dhl import (
     status_of,
 )
 from carriers.http import Limits, RetryPolicy
+from tests.doubles import Sleeps
 from tracker.config import AccountSettings
 from tracker.settings import ConfigError, Section
 from tracker.status import ShipmentStatus
@@ -41,15 +42,6 @@ EXPRESS = "7777777770"
 def fixture(name: str) -> dict:
     return json.loads((FIXTURES / f"dhl-unified-{name}.json").read_text(encoding="utf-8"))
 
-
-class Sleeps:
-    """Records the waits the retry policy asks for instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def courier(sleeps: Sleeps | None = None, **kwargs) -> DhlCourier:

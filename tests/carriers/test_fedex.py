@@ -25,6 +25,7 @@ from carriers.fedex import (
     parse_tracking,
 )
 from carriers.http import Limits, RetryPolicy
+from tests.doubles import Sleeps
 from tracker.config import AccountSettings
 from tracker.settings import ConfigError, Section
 from tracker.status import ShipmentState, ShipmentStatus, advance
@@ -46,13 +47,6 @@ def final_status(events) -> ShipmentStatus:
     now = max(e.at for e in events) + timedelta(hours=1)
     return advance(ShipmentState(S.PENDING, None), events, set(), now, timedelta(days=3)).after.status
 
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def courier(sleeps: Sleeps | None = None) -> FedExCourier:

@@ -10,18 +10,10 @@ import respx
 
 from carriers.base import AuthError, ResponseError, TransientError
 from carriers.http import Http, Limits, OAuthToken, RetryPolicy, make_client, parse_json, with_token
+from tests.doubles import Sleeps
 
 BASE = "https://courier.test"
 
-
-class Sleeps:
-    """Records the waits the retry policy asks for instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def http(sleeps: Sleeps, **limits) -> Http:

@@ -32,6 +32,7 @@ from carriers.shopify import (
     ShopifyMarketplace,
     marketplace_from_settings,
 )
+from tests.doubles import Sleeps
 from tracker.config import AccountSettings
 from tracker.settings import ConfigError, Section
 
@@ -43,15 +44,6 @@ SINCE = datetime(2026, 11, 1, 10, 20, 30, tzinfo=UTC)
 COST = {"cost": {"requestedQueryCost": 952, "actualQueryCost": 40,
                  "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": 1960, "restoreRate": 100.0}}}
 
-
-class Sleeps:
-    """Records the waits asked for instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def sample(name: str) -> Any:

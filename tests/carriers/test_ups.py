@@ -28,6 +28,7 @@ from carriers.ups import (
     parse_token,
     parse_tracking,
 )
+from tests.doubles import Sleeps
 from tracker.config import AccountSettings
 from tracker.settings import ConfigError, Section
 from tracker.status import ShipmentStatus as S
@@ -47,15 +48,6 @@ def sample(name: str) -> dict:
 def sample_text(name: str) -> str:
     return (FIXTURES / f"ups-track-v1-{name}.json").read_text()
 
-
-class Sleeps:
-    """Records the waits the retry policy asks for instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def make_courier(sleeps: Sleeps | None = None) -> UpsCourier:

@@ -16,6 +16,7 @@ from carriers import usps
 from carriers.base import AuthError, ResponseError, TrackingResult, TransientError
 from carriers.http import Limits, RetryPolicy
 from carriers.usps import STATUS_CATEGORIES, STATUS_CODES, UspsCourier, parse_error, parse_tracking
+from tests.doubles import Sleeps
 from tracker.config import AccountSettings
 from tracker.settings import ConfigError, Section
 from tracker.status import ShipmentStatus
@@ -35,15 +36,6 @@ README_EXAMPLE = fixture("usps-v3-tracking-detail-readme-example.json")
 NOT_YET = fixture("usps-v3-error-400-status-not-available.json")
 QUOTA = fixture("usps-v3-error-429-quota.json")
 
-
-class Sleeps:
-    """Records the waits the retry policy asks for instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def make_courier(sleeps: Sleeps | None = None) -> UspsCourier:

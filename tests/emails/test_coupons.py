@@ -42,6 +42,7 @@ from emails.coupons import (
     parse_discount,
     parse_pool,
 )
+from tests.doubles import Sleeps
 from tests.factories import T0, add_order
 from tracker.config import AccountSettings
 from tracker.db import open_db
@@ -59,15 +60,6 @@ WOO_ENDPOINT = f"{STORE}{WOO_COUPONS_PATH}"
 TAKEN = {"field": ["basicCodeDiscount", "code"], "code": "TAKEN",
          "message": "Code must be unique. Please try a different code."}
 
-
-class Sleeps:
-    """Records the waits the retry policy asks for instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def sample(name: str) -> Any:
