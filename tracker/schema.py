@@ -162,8 +162,9 @@ def refusal(state: DatabaseState, migrations: Migrations) -> SchemaError | None:
     return SchemaOutdated(state.revision, migrations.head)
 
 
-def ensure_schema(engine: Engine, migrations: Migrations = BUNDLED) -> None:
+def ensure_schema(engine: Engine, migrations: Migrations | None = None) -> None:
     """Let a database at the newest revision through, create an empty one at it, refuse anything else."""
+    migrations = migrations or BUNDLED
     with engine.connect() as connection:
         state = read_state(connection)
     if not state.empty:
@@ -201,8 +202,11 @@ class Upgrade:
         return f"upgraded {self.before} → {self.after}"
 
 
-def upgrade(engine: Engine, migrations: Migrations = BUNDLED) -> Upgrade:
-    """Bring the database to the newest revision; a create_all database of old is checked and stamped first."""
+def upgrade(engine: Engine, migrations: Migrations | None = None, target: str | None = None) -> Upgrade:
+    """Bring the database to the newest revision (or `target`); a create_all database from before
+    migrations is first checked against the first revision and stamped with it."""
+    migrations = migrations or BUNDLED
+    target = target or migrations.head
     with _schema_transaction(engine) as connection:
         state = read_state(connection)
         if state.revision is not None and state.revision not in migrations.revisions:
@@ -214,9 +218,9 @@ def upgrade(engine: Engine, migrations: Migrations = BUNDLED) -> Upgrade:
             if differences:
                 raise SchemaMismatch(before, differences)
             migrations.stamp(connection, before)
-        if before != migrations.head:
-            _alembic(connection, migrations, "upgrade", migrations.head)
-    return Upgrade(before, migrations.head, legacy=state.legacy)
+        if before != target:
+            _alembic(connection, migrations, "upgrade", target)
+    return Upgrade(before, target, legacy=state.legacy)
 
 
 def legacy_differences(connection: Connection, migrations: Migrations) -> list[str]:

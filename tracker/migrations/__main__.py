@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 from sqlalchemy import create_engine
 
@@ -26,7 +27,8 @@ def next_revision_id(existing: tuple[str, ...], message: str) -> str:
     return f"{number:04d}_{slug}"[:MAX_ID].rstrip("_")
 
 
-def write_revision(message: str, migrations: Migrations = BUNDLED) -> str:
+def write_revision(message: str, migrations: Migrations = BUNDLED, into: Path = MIGRATIONS / "versions") -> Path:
+    """Autogenerate the next revision into the folder `into`; returns the new script's path."""
     from alembic import command
 
     try:
@@ -42,19 +44,18 @@ def write_revision(message: str, migrations: Migrations = BUNDLED) -> str:
             if existing:
                 command.upgrade(config, existing[-1])
             command.revision(config, message, autogenerate=True, rev_id=rev_id,
-                             version_path=str(MIGRATIONS / "versions"))
+                             version_path=str(into))
     finally:
         scratch.dispose()
-    return rev_id
+    return into / f"{rev_id}.py"
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print('usage: python -m tracker.migrations "what changed"', file=sys.stderr)
         return 2
-    rev_id = write_revision(argv[0])
-    print(f"wrote {MIGRATIONS / 'versions' / rev_id}.py: review it, then run "
-          f"pytest tests/tracker/test_migrations.py")
+    path = write_revision(argv[0])
+    print(f"wrote {path}: review it, then run pytest tests/tracker/test_migrations.py")
     return 0
 
 
