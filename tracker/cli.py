@@ -305,7 +305,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"trackmail: template error: {exc}", file=sys.stderr)
             return EXIT_PROBLEM
         if isinstance(exc, SchemaError):
-            message = exc.explain(migrate_command(args.config)) if isinstance(exc, SchemaOutdated) else str(exc)
+            message = str(exc)
+            if isinstance(exc, SchemaOutdated) and args.command == "simulate":  # `migrate` upgrades the real one
+                message = (f"{exc.describe()}. The simulation database holds only simulated data: delete it, or "
+                           f"pass --database to start another")
+            elif isinstance(exc, SchemaOutdated):
+                message = exc.explain(migrate_command(args.config))
             print(f"trackmail: database error: {message}", file=sys.stderr)
             return EXIT_CONFIG
         raise

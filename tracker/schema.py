@@ -43,10 +43,12 @@ class SchemaOutdated(SchemaError):
         self.required = required
         super().__init__(self.explain("trackmail migrate"))
 
-    def explain(self, command: str) -> str:
+    def describe(self) -> str:
         where = f"at revision {self.current}" if self.current else "from before trackmail had migrations"
-        return (f"the database schema is {where}; this version of trackmail needs revision {self.required}. "
-                f"Back up the database, then run `{command}` to upgrade it")
+        return f"the database schema is {where}; this version of trackmail needs revision {self.required}"
+
+    def explain(self, command: str) -> str:
+        return f"{self.describe()}. Back up the database, then run `{command}` to upgrade it"
 
 
 class SchemaTooNew(SchemaError):

@@ -381,3 +381,16 @@ def test_two_processes_opening_a_new_database_at_once_both_succeed(database_url)
     engine = make_engine(database_url)
     assert revision_of(engine) == BUNDLED.head
     engine.dispose()
+
+
+def test_simulate_on_an_old_simulation_database_says_to_delete_it(tmp_path, capsys):
+    """`migrate` upgrades the configured database; the simulation's own is disposable."""
+    database = tmp_path / "simulate.db"
+    engine = make_engine(f"sqlite:///{database}")
+    make_legacy(engine)
+    engine.dispose()
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'trackmail.db'}")
+    assert main(["--config", str(config), "simulate", "--days", "1", "--database", str(database)]) == 2
+    err = capsys.readouterr().err
+    assert "the database schema is from before trackmail had migrations" in err
+    assert "The simulation database holds only simulated data: delete it" in err and "migrate" not in err
