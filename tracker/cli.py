@@ -45,6 +45,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
+    from tracker.db import make_engine
+    from tracker.schema import upgrade
+
+    config = _load(args)
+    engine = make_engine(config.database_url)
+    try:
+        result = upgrade(engine)
+    finally:
+        engine.dispose()
+    print(f"{make_url(config.database_url).render_as_string(hide_password=True)}: {result.describe()}")
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -196,6 +212,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="run each job once, then exit")
     run.set_defaults(func=cmd_run)
 
+    migrate = commands.add_parser("migrate", help="upgrade the database's schema to this version's (back it up first)")
+    migrate.set_defaults(func=cmd_migrate)
+
     sim = commands.add_parser("simulate", help="run the jobs on a virtual clock against the sandbox accounts")
     sim.add_argument("--days", type=float, required=True)
     sim.add_argument("--seed", type=int, default=None, help="overrides the sandbox accounts' seed")
@@ -267,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if not args.verbose:
-        for noisy in ("apscheduler", "httpx"):
+        for noisy in ("apscheduler", "httpx", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     from tracker.settings import ConfigError
 
@@ -280,10 +299,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         from emails.render import TemplateError
+        from tracker.schema import SchemaError, SchemaOutdated, migrate_command
 
         if isinstance(exc, TemplateError):
             print(f"trackmail: template error: {exc}", file=sys.stderr)
             return EXIT_PROBLEM
+        if isinstance(exc, SchemaError):
+            message = str(exc)
+            if isinstance(exc, SchemaOutdated) and args.command == "simulate":  # `migrate` upgrades the real one
+                message = (f"{exc.describe()}. The simulation database holds only simulated data: delete it, or "
+                           f"pass --database to start another")
+            elif isinstance(exc, SchemaOutdated):
+                message = exc.explain(migrate_command(args.config))
+            print(f"trackmail: database error: {message}", file=sys.stderr)
+            return EXIT_CONFIG
         raise
 
 

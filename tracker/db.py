@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 from tracker import models  # noqa: F401 - registers the tables on SQLModel.metadata
+from tracker.schema import ensure_schema
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -35,13 +36,16 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def init_db(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
-
-
 def open_db(url: str) -> Engine:
+    """An engine on a database whose schema is the one this code needs. A new, empty database is created
+    at the newest revision; an older or newer one raises `tracker.schema.SchemaError` (SchemaOutdated says
+    to run `trackmail migrate`), so nothing ever writes into tables of the wrong shape."""
     engine = make_engine(url)
-    init_db(engine)
+    try:
+        ensure_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
