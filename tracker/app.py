@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -29,6 +30,15 @@ def stored_setting(engine: Engine, key: str, make: str) -> str:
         insert_ignore(session, Setting, key=key, value=make)
         session.commit()
         return session.get_one(Setting, key).value
+
+
+def swap_setting(engine: Engine, key: str, old: str, new: str) -> bool:
+    """Replace a remembered value only if it is still `old`: of several daemons doing a once-only step (the
+    day's digest), the one whose swap succeeds does it."""
+    with Session(engine) as session:
+        result = session.execute(update(Setting).where(Setting.key == key, Setting.value == old).values(value=new))
+        session.commit()
+        return result.rowcount == 1
 
 
 def _make_sender(config: Config, transport: str, outbox_dir: Path | None) -> Sender:

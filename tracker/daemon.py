@@ -83,8 +83,10 @@ def describe(name: str, report: Any) -> str | None:
     return f"{name}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items())
 
 
-async def _run_job(app: App, job: Job, lock: asyncio.Lock) -> None:
+async def _run_job(app: App, job: Job, lock: asyncio.Lock, stop: asyncio.Event) -> None:
     async with lock:
+        if stop.is_set():  # fired before the signal and queued behind the running step: nothing more to start
+            return
         now = app.clock()
         try:
             report = await job.run(app, now)
@@ -135,7 +137,7 @@ async def _serve_forever(app: App) -> None:
     speed = app.config.clock_speed
     for job in scheduled_jobs(app.config):
         every = getattr(app.config.schedule, job.name) / speed
-        scheduler.add_job(_run_job, "interval", args=(app, job, lock), id=job.name,
+        scheduler.add_job(_run_job, "interval", args=(app, job, lock, stop), id=job.name,
                           seconds=max(every.total_seconds(), MIN_TICK), next_run_time=datetime.now(UTC),
                           max_instances=1, coalesce=True, misfire_grace_time=None)
     scheduler.start()

@@ -27,6 +27,7 @@ def _bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(2048)  # here, not in uvicorn: a taken port must fail before it is handed over
     except OSError:
         sock.close()
         raise
