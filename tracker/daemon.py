@@ -12,18 +12,19 @@ import logging
 import signal
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import update
 from sqlmodel import Session
 
 from emails.outbox import release_held
 from tracker.app import App, stored_setting
+from tracker.cli_output import EXIT_PROBLEM
 from tracker.clock import Clock, ScaledClock, system_clock
 from tracker.config import Config
 from tracker.db import open_db
 from tracker.jobs import JOBS, Job, run_cycle
-from tracker.models import Setting
+from tracker.models import Email, FeedCursor, Setting, Shipment
 from tracker.sync import sync_orders
 
 log = logging.getLogger("trackmail.daemon")
@@ -41,16 +42,18 @@ def _stamp(moment: datetime) -> str:
 def make_clock(config: Config, engine: Any) -> Clock:
     """Real time, or for the sandbox demo a sped-up clock that resumes where the last run stopped.
 
-    Daemons sharing a database share one sped-up clock: each computes it from the same anchor (a real time
-    and the sandbox time it stands for), so their `now`s agree and their leases mean the same. A daemon that
-    finds no other running (the clock last moved more than ANCHOR_LIVE ago) sets a new anchor."""
+    Daemons sharing a PostgreSQL database share one sped-up clock: each computes it from the same anchor (a
+    real time and the sandbox time it stands for), so their `now`s agree and their leases mean the same. A
+    daemon that finds no other running (the clock last moved more than ANCHOR_LIVE ago) sets a new anchor;
+    on SQLite, one daemon per file, it always does (sandbox time stands still while the daemon is down)."""
     if config.clock_speed == 1:
         return system_clock
+    alone = engine.url.get_backend_name() == "sqlite"
     while True:
         real = system_clock()
         remembered = datetime.fromisoformat(stored_setting(engine, CLOCK_KEY, _stamp(real)))
         anchor = stored_setting(engine, ANCHOR_KEY, "")
-        if anchor:
+        if anchor and not alone:
             real_at, sandbox_at = (datetime.fromisoformat(part) for part in anchor.split())
             projected = sandbox_at + (real - real_at) * config.clock_speed
             if abs(projected - remembered) <= ANCHOR_LIVE * config.clock_speed:  # a daemon runs on it
@@ -99,8 +102,33 @@ async def _run_job(app: App, job: Job, lock: asyncio.Lock, stop: asyncio.Event) 
             log.info("%s  [%s]", line, now.strftime("%Y-%m-%d %H:%M"))
 
 
+def _alone_on_sqlite(engine: Any) -> IO[str] | None:
+    """SQLite takes one daemon per file (no SKIP LOCKED): hold a lock beside the file while we run (the kernel
+    drops it however the process ends), and release the leases a killed predecessor left, since nobody else
+    can hold them. None on PostgreSQL, where daemons share the work and a dead one's leases run out instead."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    import fcntl
+
+    handle = open(f"{url.database}.daemon-lock", "a")  # noqa: SIM115 - held open for the daemon's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        log.error("another trackmail daemon is running on %s; SQLite takes one (use PostgreSQL for several)",
+                  url.database)
+        raise SystemExit(EXIT_PROBLEM) from None
+    with Session(engine) as session:
+        for model in (Shipment, Email, FeedCursor):
+            session.execute(update(model).where(model.claimed_until.is_not(None)).values(claimed_until=None))
+        session.commit()
+    return handle
+
+
 async def serve(config: Config, *, once: bool = False) -> None:
     engine = open_db(config.database_url)
+    alone = _alone_on_sqlite(engine)
     app = App.create(config, make_clock(config, engine), engine=engine)
     released = release_held(engine)
     if released:
@@ -116,6 +144,8 @@ async def serve(config: Config, *, once: bool = False) -> None:
     finally:
         await app.aclose()
         engine.dispose()
+        if alone is not None:
+            alone.close()
 
 
 def scheduled_jobs(config: Config) -> list[Job]:

@@ -280,3 +280,29 @@ def test_three_daemons_share_the_work_and_a_killed_one_loses_and_doubles_nothing
     served = [d.name for d in daemons if "web pages at" in d.output()]
     assert len(served) == 1 and all("web pages not served" in d.output() for d in daemons if d.name not in served)
     engine.dispose()
+
+
+def test_a_second_daemon_on_one_sqlite_file_refuses_to_start_and_the_first_runs_on(tmp_path):
+    """SQLite has no SKIP LOCKED, and its daemon clears the leases a killed predecessor left: it must be alone."""
+    text_ = (REPO / "config.toml").read_text().replace('listen = "127.0.0.1:8080"', 'listen = "127.0.0.1:0"')
+    (tmp_path / "config.toml").write_text(text_)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "tracker.cli", "--config", str(tmp_path / "config.toml"), "run"]
+    log = tmp_path / "first.log"
+    with log.open("w") as out:
+        first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + WAIT
+        while "trackmail running" not in log.read_text() and time.monotonic() < deadline:
+            assert first.poll() is None, log.read_text()
+            time.sleep(0.1)
+        second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=WAIT)
+        assert second.returncode == 1
+        assert "another trackmail daemon is running" in second.stdout + second.stderr
+        assert first.poll() is None
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=WAIT) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
