@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -272,6 +272,8 @@ def test_three_daemons_share_the_work_and_a_killed_one_loses_and_doubles_nothing
     with Session(engine) as session:
         rows = list(session.execute(select(Email)).scalars())
     sent = {row.message_id: row.idempotency_key for row in rows if row.state is EmailState.SENT}
+    print(f"  emails: {len(rows)} planned, {len(sent)} sent, {len(everywhere)} files, {len(twice)} sent again "
+          f"after the kill (the crash window), states {dict(Counter(str(row.state) for row in rows))}")
     assert set(sent) == set(folders), "every sent row has its message and every message its row"
     assert all(sent[mail.message_id] == mail.ref for mail in everywhere)
 
