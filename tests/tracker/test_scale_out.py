@@ -11,6 +11,7 @@ up in two folders: allowed only for the killed daemon's one message in flight, n
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -25,17 +26,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from carriers.sandbox import SandboxSettings, day_orders
-from tests.factories import REPO
+from tests.factories import REPO, T0
 from tests.outbox_check import read_outbox
+from tests.tracker.test_sync import FakeFeed, order, sync
 from tracker.daemon import ANCHOR_KEY, CLOCK_KEY
 from tracker.db import open_db
 from tracker.models import Customer, Email, EmailState, FeedCursor, Order, Setting, Shipment
+from tracker.sync import sync_orders
 
 SPEED = 120  # one real second is two sandbox minutes: each parcel is polled about once in the run
 LEASE = 3  # real seconds, [schedule] lease: short, so the test can wait past a dead daemon's leases
@@ -308,3 +311,56 @@ def test_a_second_daemon_on_one_sqlite_file_refuses_to_start_and_the_first_runs_
         if first.poll() is None:
             first.kill()
             first.wait()
+
+
+# ── The feed lease, one worker at a time (SQLite is enough to show the rules; the test above races them) ────
+
+
+def hold(app, account: str, worker: str, until: datetime) -> None:
+    with Session(app.engine) as session:
+        session.execute(update(FeedCursor).where(FeedCursor.marketplace == account)
+                        .values(claimed_by=worker, claimed_until=until))
+        session.commit()
+
+
+def test_a_feed_another_worker_holds_is_left_alone_until_its_lease_runs_out(app):
+    feed = FakeFeed()
+    sync(app, feed, T0)
+    hold(app, "demo-shop", "other-host:123:abc", T0 + timedelta(minutes=10))
+    sync(app, feed, T0 + timedelta(minutes=5))
+    assert len(feed.asked) == 1  # not read while the other worker holds it
+    feed.put(order(1, T0 + timedelta(minutes=6)))
+    report = sync(app, feed, T0 + timedelta(minutes=11))  # its lease ran out: taken over
+    assert len(feed.asked) == 2 and report.orders_new == 1
+    with Session(app.engine) as session:
+        cursor = session.get_one(FeedCursor, "demo-shop")
+        assert (cursor.claimed_by, cursor.claimed_until) == ("", None)  # released after the read
+
+
+def test_a_feed_read_moments_ago_by_any_worker_is_not_read_again_by_the_daemon(app):
+    feed = FakeFeed()
+    app.marketplaces = {feed.name: feed}
+    asyncio.run(sync_orders(app, T0))
+    asyncio.run(sync_orders(app, T0 + timedelta(minutes=2), min_gap=timedelta(minutes=2, seconds=30)))
+    assert len(feed.asked) == 1
+    asyncio.run(sync_orders(app, T0 + timedelta(minutes=3), min_gap=timedelta(minutes=2, seconds=30)))
+    assert len(feed.asked) == 2
+
+
+def test_a_worker_whose_lease_was_taken_over_mid_read_stores_nothing(app):
+    feed = FakeFeed()
+    sync(app, feed, T0)
+    feed.put(order(1, T0 + timedelta(minutes=1)))
+    slow = feed.changes
+
+    async def taken_over_meanwhile(since):
+        hold(app, "demo-shop", "other-host:123:abc", T0 + timedelta(hours=2))
+        return await slow(since)
+
+    feed.changes = taken_over_meanwhile
+    report = sync(app, feed, T0 + timedelta(hours=1))
+    with Session(app.engine) as session:
+        cursor = session.get_one(FeedCursor, "demo-shop")
+        orders = session.execute(select(func.count()).select_from(Order)).scalar_one()
+    assert (report.orders_new, orders) == (0, 0)
+    assert cursor.claimed_by == "other-host:123:abc" and cursor.updated_at == T0  # the other worker's, untouched
