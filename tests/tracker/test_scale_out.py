@@ -278,6 +278,9 @@ def test_three_daemons_share_the_work_and_a_killed_one_loses_and_doubles_nothing
     print(f"  emails: {len(rows)} planned, {len(sent)} sent, {len(everywhere)} files, {len(twice)} sent again "
           f"after the kill (the crash window), states {dict(Counter(str(row.state) for row in rows))}")
     assert set(sent) == set(folders), "every sent row has its message and every message its row"
+    stopped_at = sandbox_now(engine)
+    assert all(row.claimed_until is None or row.claimed_until <= stopped_at
+               for row in rows if row.state is EmailState.QUEUED), "what is still queued is free for the next daemon"
     assert all(sent[mail.message_id] == mail.ref for mail in everywhere)
 
     # The victim too had done some of each job before it died; and one port was enough for three daemons.
