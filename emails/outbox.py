@@ -27,7 +27,7 @@ from emails.engagement import instrument
 from emails.policy import Decision, decide, retry_delay
 from emails.render import Renderer, TemplateError
 from emails.send import Message, PermanentSendError, Sender, TransientSendError
-from tracker.clock import system_clock
+from tracker.clock import as_measured_by, system_clock
 from tracker.config import EMAIL_KINDS, MARKETING_KINDS, Config
 from tracker.db import claim, insert_ignore
 from tracker.models import (
@@ -141,6 +141,10 @@ class Outbox:
         self.clock = system_clock  # for leases: real time, whatever the jobs' `now` says (App sets its clock)
         self.renderers = {key: Renderer(shop.templates_dir) for key, shop in config.shops.items()}
 
+    def lease(self) -> timedelta:
+        """`[schedule] lease` or LEASE, real time, in the units of this outbox's clock."""
+        return as_measured_by(self.clock, self.config.schedule.lease or LEASE)
+
     def _decide(self, engine: Engine, email_id: int, now: datetime) -> Decision:
         with Session(engine) as session:
             email = session.get_one(Email, email_id)
@@ -211,7 +215,7 @@ class Outbox:
             result = session.execute(
                 update(Email).where(Email.id == email_id, Email.state == EmailState.QUEUED,
                                     Email.claimed_until == claimed_until)
-                .values(claimed_until=self.clock() + LEASE))
+                .values(claimed_until=self.clock() + self.lease()))
             session.commit()
         return result.rowcount == 1
 
@@ -279,10 +283,10 @@ class Outbox:
         report = SendReport()
         while True:
             with Session(engine) as session:
-                ids = claim(session, Email, due=Email.due_at, now=now, lease=LEASE, limit=BATCH,
+                ids = claim(session, Email, due=Email.due_at, now=now, lease=self.lease(), limit=BATCH,
                             where=[Email.state == EmailState.QUEUED], order_by=Email.id)
                 session.commit()
-            lease = now + LEASE
+            lease = now + self.lease()
             for index, email_id in enumerate(ids):
                 try:
                     await self.send_one(engine, email_id, now, report, claimed_until=lease)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -14,7 +17,7 @@ from carriers import build_courier, build_marketplace
 from carriers.base import Courier, Marketplace
 from emails.outbox import Outbox
 from emails.send import OutboxFolderSender, Sender
-from tracker.clock import Clock
+from tracker.clock import Clock, as_measured_by
 from tracker.config import AccountSettings, Config
 from tracker.db import insert_ignore, open_db
 from tracker.models import Setting
@@ -27,6 +30,15 @@ def stored_setting(engine: Engine, key: str, make: str) -> str:
         insert_ignore(session, Setting, key=key, value=make)
         session.commit()
         return session.get_one(Setting, key).value
+
+
+def swap_setting(engine: Engine, key: str, old: str, new: str) -> bool:
+    """Replace a remembered value only if it is still `old`: of several daemons doing a once-only step (the
+    day's digest), the one whose swap succeeds does it."""
+    with Session(engine) as session:
+        result = session.execute(update(Setting).where(Setting.key == key, Setting.value == old).values(value=new))
+        session.commit()
+        return result.rowcount == 1
 
 
 def _make_sender(config: Config, transport: str, outbox_dir: Path | None) -> Sender:
@@ -116,6 +128,16 @@ class App:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def lease(self, default: timedelta) -> timedelta:
+        """How long claimed work stays this daemon's, in the jobs' clock: `[schedule] lease` or `default`."""
+        return as_measured_by(self.clock, self.config.schedule.lease or default)
+
+    @property
+    def worker(self) -> str:
+        """This process's name on the leases it holds (host, pid and a random part: two apps in one test
+        process are two workers)."""
+        return self.cache.setdefault("worker", f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}")
 
     async def aclose(self) -> None:
         senders = {id(s): s for s in [self.outbox.sender, *self.outbox.shop_senders.values(),

@@ -38,3 +38,10 @@ class ManualClock:
         if value < self.now:
             raise ValueError("a manual clock never goes back")
         self.now = value
+
+
+def as_measured_by(clock: Clock, real: timedelta) -> timedelta:
+    """A span of real time in `clock`'s units. Leases are real time (they must outlast the work and end soon
+    after a crash), but are compared with the jobs' `now`: on the sped-up demo clock 10 real minutes are
+    `speed` × 10 minutes long, not a few milliseconds."""
+    return real * getattr(clock, "speed", 1)

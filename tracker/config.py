@@ -80,6 +80,9 @@ class Schedule:
     plan_followups: timedelta = timedelta(minutes=10)
     send_emails: timedelta = timedelta(seconds=30)
     watch_shipments: timedelta = timedelta(minutes=15)
+    # How long claimed work (a feed, a batch of polls or emails) stays one daemon's before another may take
+    # it over; None: each job's own default. Real time, like the intervals.
+    lease: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,8 @@ def _schedule(section: Section) -> Schedule:
     defaults = Schedule()
     values = {}
     for name in Schedule.__dataclass_fields__:
+        if name == "lease" and name not in section.data:
+            continue
         values[name] = section.duration(name, getattr(defaults, name))
         if values[name] <= timedelta(0):
             raise section.error(name, "must be longer than zero")

@@ -228,12 +228,15 @@ class WebhookDelivery(SQLModel, table=True):
 
 
 class FeedCursor(SQLModel, table=True):
-    """Where each marketplace account's incremental sync stands."""
+    """Where each marketplace account's incremental sync stands, and which daemon is reading it now: one
+    reader per account at a time, so several daemons never spend the marketplace's quota twice."""
 
     marketplace: str = Field(primary_key=True)
     connected_at: datetime = Time()
     cursor: datetime = Time()
-    updated_at: datetime = Time()
+    updated_at: datetime = Time()  # when the feed was last read and stored (or the account connected)
+    claimed_until: datetime | None = Time(default=None)  # the reader's lease; an expired one is taken over
+    claimed_by: str = ""  # the reader's worker id: only the holder stores a page or releases the lease
 
 
 class Setting(SQLModel, table=True):

@@ -128,7 +128,8 @@ async def _fetch(courier: Courier, numbers: list[str], gate: asyncio.Semaphore) 
 
 def _claim(app: App, now: datetime) -> dict[str, list[tuple[int, str]]]:
     with Session(app.engine) as session:
-        ids = claim(session, Shipment, due=Shipment.next_poll_at, now=now, lease=LEASE, limit=CLAIM_LIMIT,
+        ids = claim(session, Shipment, due=Shipment.next_poll_at, now=now, lease=app.lease(LEASE),
+                    limit=CLAIM_LIMIT,
                     where=[Shipment.courier.in_(list(app.couriers)), Shipment.status.not_in(list(FINAL))])
         rows = session.execute(
             select(Shipment.id, Shipment.courier, Shipment.tracking_number).where(Shipment.id.in_(ids))

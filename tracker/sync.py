@@ -6,26 +6,31 @@ transaction open, and the cursor only advances in the transaction that stored th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, true, update
 from sqlmodel import Session
 
 from carriers import explain_courier
-from carriers.base import CarrierError, Marketplace, OrderRecord, ShipmentRecord
+from carriers.base import CarrierError, FeedBatch, Marketplace, OrderRecord, ShipmentRecord
 from emails.outbox import cancel_for_order, enqueue
 from tracker.app import App
+from tracker.clock import as_measured_by
+from tracker.db import insert_ignore
 from tracker.followups import flows_for, start_flow
 from tracker.models import Coupon, Customer, FeedCursor, Order, OrderLine, OrderState, Shipment
 
 log = logging.getLogger("trackmail.sync")
 OVERLAP = timedelta(minutes=10)  # re-read a little of the past: feeds are not always read-your-writes
+LEASE = timedelta(minutes=10)  # one worker reads an account at a time; renewed while a long read runs
 
 
 @dataclass
 class SyncReport:
+    accounts: int = 0  # feeds read and stored by this worker
     orders_new: int = 0
     orders_updated: int = 0
     shipments_new: int = 0
@@ -164,46 +169,106 @@ def upsert_order(app: App, session: Session, account: str, record: OrderRecord, 
                                              shipment=shipment)
 
 
-def _cursor(app: App, account: str, now: datetime) -> FeedCursor:
+def _claim(app: App, account: str, now: datetime, min_gap: timedelta) -> FeedCursor | None:
+    """Lease the account's feed to this worker; None while another worker holds it, or if it was read less
+    than `min_gap` ago. The first claim creates the cursor (connecting the account)."""
     with Session(app.engine) as session:
-        cursor = session.get(FeedCursor, account)
+        lookback = app.lookback(account)
+        created = insert_ignore(session, FeedCursor, marketplace=account, connected_at=now, cursor=now - lookback,
+                                updated_at=now)
+        free = or_(FeedCursor.claimed_until.is_(None), FeedCursor.claimed_until < now)
+        due = true() if created else FeedCursor.updated_at <= now - min_gap
+        cursor = session.execute(
+            select(FeedCursor).where(FeedCursor.marketplace == account, free, due).with_for_update(skip_locked=True)
+        ).scalar_one_or_none()
         if cursor is None:
-            lookback = app.lookback(account)
-            cursor = FeedCursor(marketplace=account, connected_at=now, cursor=now - lookback, updated_at=now)
-            session.add(cursor)
             session.commit()
+            return None
+        cursor.claimed_until, cursor.claimed_by = now + app.lease(LEASE), app.worker
+        session.commit()
+        if created:
             log.info("%s: connected; importing %d days of history without emailing anybody", account, lookback.days)
         session.refresh(cursor)
         session.expunge(cursor)
         return cursor
 
 
-async def sync_account(app: App, account: str, feed: Marketplace, now: datetime, report: SyncReport) -> None:
-    cursor = _cursor(app, account, now)
-    batch = await feed.changes(cursor.cursor - OVERLAP)
-    for problem in batch.problems:
-        log.warning("%s", problem)
-    report.problems += batch.problems
+def _release(app: App, account: str) -> None:
     with Session(app.engine) as session:
-        for record in batch.orders:
-            try:
-                with session.begin_nested():  # one record the database refuses must not sink the batch
-                    upsert_order(app, session, account, record, cursor.connected_at, now, report)
-            except Exception as exc:
-                problem = f"{account}: order {record.number or record.external_id} not stored: {exc!r}"
-                log.error("%s", problem)
-                report.problems.append(problem)
-        stored = session.get_one(FeedCursor, account)
-        stored.cursor = max(stored.cursor, batch.cursor)
-        stored.updated_at = now
+        session.execute(update(FeedCursor).where(FeedCursor.marketplace == account, FeedCursor.claimed_by == app.worker)
+                        .values(claimed_until=None, claimed_by=""))
         session.commit()
 
 
-async def sync_orders(app: App, now: datetime) -> SyncReport:
+async def _keep_lease(app: App, account: str) -> None:
+    """Renew the lease while a long read is under way (a first sync may page through months of orders)."""
+    lease = app.lease(LEASE)
+    every = (lease / as_measured_by(app.clock, timedelta(seconds=1))) / 3  # in real seconds
+    while True:
+        await asyncio.sleep(every)
+        with Session(app.engine) as session:
+            session.execute(update(FeedCursor)
+                            .where(FeedCursor.marketplace == account, FeedCursor.claimed_by == app.worker)
+                            .values(claimed_until=app.clock() + lease))
+            session.commit()
+
+
+async def _read(app: App, account: str, feed: Marketplace, since: datetime) -> FeedBatch:
+    keeper = asyncio.create_task(_keep_lease(app, account))
+    try:
+        return await feed.changes(since)
+    finally:
+        keeper.cancel()
+
+
+async def sync_account(app: App, account: str, feed: Marketplace, now: datetime, report: SyncReport,
+                       min_gap: timedelta = timedelta(0)) -> bool:
+    """Read one account's feed if this worker gets its lease; False if another worker has it (or read it
+    less than `min_gap` ago)."""
+    cursor = _claim(app, account, now, min_gap)
+    if cursor is None:
+        return False
+    try:
+        batch = await _read(app, account, feed, cursor.cursor - OVERLAP)
+        for problem in batch.problems:
+            log.warning("%s", problem)
+        report.problems += batch.problems
+        with Session(app.engine) as session:
+            # Locked and still ours, or nothing is stored: two workers upserting one page at once could lose an
+            # order to a unique-key race and still move the cursor past it.
+            stored = session.execute(
+                select(FeedCursor).where(FeedCursor.marketplace == account, FeedCursor.claimed_by == app.worker)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if stored is None:
+                log.warning("%s: another worker took this feed over (the lease ran out); its page is left to them",
+                            account)
+                return False
+            for record in batch.orders:
+                try:
+                    with session.begin_nested():  # one record the database refuses must not sink the batch
+                        upsert_order(app, session, account, record, cursor.connected_at, now, report)
+                except Exception as exc:
+                    problem = f"{account}: order {record.number or record.external_id} not stored: {exc!r}"
+                    log.error("%s", problem)
+                    report.problems.append(problem)
+            stored.cursor = max(stored.cursor, batch.cursor)
+            stored.updated_at = now
+            stored.claimed_until, stored.claimed_by = None, ""
+            session.commit()
+        report.accounts += 1
+        return True
+    finally:
+        _release(app, account)
+
+
+async def sync_orders(app: App, now: datetime, min_gap: timedelta = timedelta(0)) -> SyncReport:
+    """Every account this worker can lease. The daemon passes `min_gap` (half its sync interval), so an
+    account another daemon has just read is not read again."""
     report = SyncReport()
     for account, feed in app.marketplaces.items():
         try:
-            await sync_account(app, account, feed, now, report)
+            await sync_account(app, account, feed, now, report, min_gap)
         except CarrierError as exc:
             log.error("sync %s failed, will retry next run: %s", account, exc)
             report.errors.append(str(exc))

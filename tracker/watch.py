@@ -19,10 +19,10 @@ from sqlmodel import Session
 from emails.outbox import enqueue
 from emails.policy import customer_zone
 from emails.send import Message, SendError
-from tracker.app import App, stored_setting
+from tracker.app import App, stored_setting, swap_setting
 from tracker.digest import ProblemShipment, build_digest, classify
 from tracker.estimates import History, Lane, check_delay, estimate_delivery
-from tracker.models import Customer, Order, Setting, Shipment, TrackingEvent
+from tracker.models import Customer, Order, Shipment, TrackingEvent
 from tracker.status import FINAL, ShipmentStatus
 
 log = logging.getLogger("trackmail.watch")
@@ -118,9 +118,12 @@ async def send_digests(app: App, now: datetime, report: WatchReport) -> None:
         zone = customer_zone("", shop.timezone)
         local = now.astimezone(zone)
         setting = f"digest:{key}"
-        last = datetime.fromisoformat(stored_setting(app.engine, setting, (now - timedelta(days=1)).isoformat()))
+        stored = stored_setting(app.engine, setting, (now - timedelta(days=1)).isoformat())
+        last = datetime.fromisoformat(stored)
         if not recipient or local.time() < DIGEST_AT or last.astimezone(zone).date() >= local.date():
             continue
+        if not swap_setting(app.engine, setting, stored, now.isoformat()):
+            continue  # another daemon is sending today's digest
         with Session(app.engine) as session:
             digest = build_digest(shop.name, _problems(session, key, last), now)
         if digest is not None:
@@ -133,25 +136,23 @@ async def send_digests(app: App, now: datetime, report: WatchReport) -> None:
                 await sender.send(message, f"digest-{key}-{local.date()}")
             except SendError as exc:
                 report.errors.append(f"digest for {key}: {exc}")
-                continue  # tried again on the next run
+                swap_setting(app.engine, setting, now.isoformat(), stored)  # tried again on the next run
+                continue
             report.digests += 1
-        with Session(app.engine) as session:
-            session.merge(Setting(key=setting, value=now.isoformat()))
-            session.commit()
 
 
 async def watch_shipments(app: App, now: datetime) -> WatchReport:
     report = WatchReport()
-    last = datetime.fromisoformat(stored_setting(app.engine, "watch:last_run", (now - EVERY).isoformat()))
-    if now - last < EVERY:
-        return report
+    stored = stored_setting(app.engine, "watch:last_run", (now - EVERY).isoformat())
+    if now - datetime.fromisoformat(stored) < EVERY or not swap_setting(app.engine, "watch:last_run", stored,
+                                                                          now.isoformat()):
+        return report  # ran within the hour, here or in another daemon
     with Session(app.engine) as session:
         learned_at, history = app.cache.get("history", (None, None))
         if learned_at is None or now - learned_at >= RELEARN_EVERY:
             history = load_history(session)
             app.cache["history"] = (now, history)
         flag_delays(app, session, history, now, report)
-        session.merge(Setting(key="watch:last_run", value=now.isoformat()))
         session.commit()
     await send_digests(app, now, report)
     return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 
 from tracker.app import App
 
@@ -18,6 +19,20 @@ def admin_password(app: App) -> str:
         return configured
     made = app.cache.setdefault("admin_password", secrets.token_urlsafe(12))
     return made
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)  # here, not in uvicorn: a taken port must fail before it is handed over
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 async def serve_web(app: App, stop: asyncio.Event) -> None:
@@ -34,8 +49,14 @@ async def serve_web(app: App, stop: asyncio.Event) -> None:
     if not web.admin_password:
         log.info("dashboard login: user %r, one-time password %s (set admin_password in [web] to choose one)",
                  web.admin_user, password)
-    log.info("web pages at %s (listening on %s:%d)", web.public_url, web.host, web.port)
-    task = asyncio.create_task(server.serve())
+    try:
+        sock = _bind(web.host, web.port)
+    except OSError as exc:  # uvicorn would exit the whole process: several daemons may share one machine
+        log.error("web pages not served: cannot listen on %s:%d (%s); the daemon goes on without them",
+                  web.host, web.port, exc.strerror or exc)
+        return
+    log.info("web pages at %s (listening on %s:%d)", web.public_url, web.host, sock.getsockname()[1])
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     stopper = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
