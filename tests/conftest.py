@@ -6,12 +6,18 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import respx.mocks
 
 from tests.factories import REPO, T0
 from tracker.app import App
 from tracker.clock import ManualClock
 from tracker.config import Config, load
 from tracker.db import open_db
+
+# The adapters' clients run on the aiohttp transport (carriers/http.py), below which respx's default patching
+# (httpcore's pool) never sees a request; respx's "httpx" mocker patches the client itself, whatever its
+# transport, so every @respx.mock keeps intercepting (tests/carriers/test_http.py checks it does).
+respx.mocks.DEFAULT_MOCKER = respx.mocks.HTTPXMocker.name
 
 
 @pytest.fixture

@@ -9,22 +9,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from carriers.base import AuthError, CarrierError, Courier, ResponseError, TrackingResult
 from emails.outbox import enqueue
 from tracker.app import App
 from tracker.db import claim
-from tracker.models import Order, Shipment, TrackingEvent
+from tracker.models import Customer, Order, Shipment, TrackingEvent
 from tracker.status import FINAL, ShipmentState, ShipmentStatus, Transition, advance, expire, next_poll_delay
 
 log = logging.getLogger("trackmail.poll")
 LEASE = timedelta(minutes=10)
 CLAIM_LIMIT = 1000
+APPLY_CHUNK = 500  # answers applied per transaction (bench/pipeline.py)
 ERROR_BACKOFF = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
 AUTH_BACKOFF = timedelta(hours=1)
 
@@ -43,19 +44,26 @@ def _error_delay(failures: int) -> timedelta:
 
 
 def _store_events(session: Session, shipment: Shipment, transition: Transition, now: datetime) -> None:
+    """One multi-row INSERT of plain rows: building a TrackingEvent object per event cost more than the rest
+    of applying an answer (bench/pipeline.py profile)."""
     ignored = {id(item.event): item.reason for item in transition.ignored}
+    rows = []
     for event in transition.new_events:
         reason = ignored.get(id(event), "")
         if event.status is ShipmentStatus.UNKNOWN:
             log.warning("shipment %s (%s): unknown courier code %r (%s) kept in history, status unchanged",
                         shipment.id, shipment.tracking_number, event.code, event.description)
-        session.add(TrackingEvent(shipment_id=shipment.id, at=event.at, status=event.status, code=event.code,
-                                  description=event.description, location=event.location, recorded_at=now,
-                                  applied=not reason, note=reason))
+        rows.append({"shipment_id": shipment.id, "at": event.at, "status": event.status, "code": event.code,
+                     "description": event.description, "location": event.location, "recorded_at": now,
+                     "applied": not reason, "note": reason})
+    if rows:
+        session.execute(insert(TrackingEvent.__table__), rows)
 
 
-def apply_result(app: App, session: Session, shipment: Shipment, result: TrackingResult, now: datetime) -> str | None:
-    """Apply one courier answer to one shipment; returns the email kind planned, if any."""
+def apply_result(app: App, session: Session, shipment: Shipment, result: TrackingResult, now: datetime,
+                 seen: set[tuple] | None = None) -> str | None:
+    """Apply one courier answer to one shipment; returns the email kind planned, if any. `seen`: the keys of
+    its stored events, when the caller read them for a whole batch at once (else they are read here)."""
     shipment.claimed_until = None
     if result.error is not None:
         _failed(shipment, result.error, now)
@@ -64,10 +72,10 @@ def apply_result(app: App, session: Session, shipment: Shipment, result: Trackin
     shipment.poll_failures, shipment.last_error = 0, ""
     notify = None
     if result.found:
-        seen = {
-            (e.at, e.code, e.location)
-            for e in session.execute(select(TrackingEvent).where(TrackingEvent.shipment_id == shipment.id)).scalars()
-        }
+        if seen is None:
+            seen = {(at, code, location) for at, code, location in session.execute(
+                select(TrackingEvent.at, TrackingEvent.code, TrackingEvent.location)
+                .where(TrackingEvent.shipment_id == shipment.id))}
         state = ShipmentState(shipment.status, shipment.last_event_at)
         transition = advance(state, result.events, seen, now, app.config.notification_horizon)
         _store_events(session, shipment, transition, now)
@@ -141,18 +149,44 @@ def _claim(app: App, now: datetime) -> dict[str, list[tuple[int, str]]]:
     return work
 
 
-def _apply_batch(app: App, batch: list[tuple[int, str]], results: list[TrackingResult], now: datetime,
-                 report: PollReport) -> None:
-    with Session(app.engine) as session:
-        for (shipment_id, number), result in zip(batch, results, strict=True):
-            shipment = session.get_one(Shipment, shipment_id)
-            before = shipment.status
-            if result.error is not None:
-                report.failed += 1
-                report.errors.append(str(result.error))
+def _preload(session: Session, batch: list[tuple[int, str]],
+             results: list[TrackingResult]) -> tuple[dict[int, Shipment], dict[int, set[tuple]], list]:
+    """The batch's shipments and stored event keys in one query each, and the orders and customers of those
+    with news (the emails they may cause), so applying them costs no query per shipment. The returned list
+    keeps the orders and customers alive in the session's (weak) identity map, where get_one finds them."""
+    ids = [shipment_id for shipment_id, _number in batch]
+    shipments = {s.id: s for s in session.execute(select(Shipment).where(Shipment.id.in_(ids))).scalars()}
+    seen: dict[int, set[tuple]] = defaultdict(set)
+    rows = select(TrackingEvent.shipment_id, TrackingEvent.at, TrackingEvent.code, TrackingEvent.location)
+    for shipment_id, at, code, location in session.execute(rows.where(TrackingEvent.shipment_id.in_(ids))):
+        seen[shipment_id].add((at, code, location))
+    news = {shipments[i].order_id for (i, _n), r in zip(batch, results, strict=True)
+            if i in shipments and r.found and any(e.key not in seen[i] for e in r.events)}
+    orders = list(session.execute(select(Order).where(Order.id.in_(news))).scalars()) if news else []
+    customers = {o.customer_id for o in orders}
+    kept = [*orders, *(session.execute(select(Customer).where(Customer.id.in_(customers))).scalars()
+                       if customers else [])]
+    return shipments, seen, kept
+
+
+def _apply_each(app: App, session: Session, batch: list[tuple[int, str]], results: list[TrackingResult],
+                now: datetime, report: PollReport, isolate: bool) -> None:
+    """`isolate`: each shipment in its own savepoint, a failure recorded on its shipment; else a failure
+    raises and the caller rolls everything back."""
+    shipments, seen, _kept = _preload(session, batch, results)
+    for (shipment_id, number), result in zip(batch, results, strict=True):
+        shipment = shipments.get(shipment_id) or session.get_one(Shipment, shipment_id)
+        before = shipment.status
+        if result.error is not None:
+            report.failed += 1
+            report.errors.append(str(result.error))
+        if not isolate:
+            report.emails_planned += apply_result(app, session, shipment, result, now, seen[shipment_id]) is not None
+        else:
             try:
                 with session.begin_nested():  # one bad answer (a naive time, a vanished shop) stays its own
-                    report.emails_planned += apply_result(app, session, shipment, result, now) is not None
+                    planned = apply_result(app, session, shipment, result, now, seen[shipment_id])
+                    report.emails_planned += planned is not None
             except Exception as exc:
                 log.exception("shipment %s (%s): could not apply the courier's answer", shipment_id, number)
                 session.expire(shipment)
@@ -161,8 +195,31 @@ def _apply_batch(app: App, batch: list[tuple[int, str]], results: list[TrackingR
                 shipment.claimed_until = None
                 session.add(shipment)
                 report.errors.append(f"{number}: {exc!r}")
-            report.changed += shipment.status != before
-            report.polled += 1
+        report.changed += shipment.status != before
+        report.polled += 1
+
+
+def _apply_batch(app: App, batch: list[tuple[int, str]], results: list[TrackingResult], now: datetime,
+                 report: PollReport) -> None:
+    """Apply many answers in one transaction: one flush and one commit, not one savepoint and one commit per
+    shipment (bench/pipeline.py). Should any fail (an answer that cannot be applied, a row the database
+    refuses), that transaction is rolled back and the batch applied again with a savepoint per shipment, so
+    the failure costs only its own shipment a retry."""
+    if len(batch) > 1:
+        together = PollReport()
+        try:
+            with Session(app.engine) as session:
+                with session.no_autoflush:
+                    _apply_each(app, session, batch, results, now, together, isolate=False)
+                session.commit()
+        except Exception as exc:
+            log.warning("applying %d answers together failed (%r): applying them one by one", len(batch), exc)
+        else:
+            for name in (f.name for f in fields(PollReport)):
+                setattr(report, name, getattr(report, name) + getattr(together, name))
+            return
+    with Session(app.engine) as session:
+        _apply_each(app, session, batch, results, now, report, isolate=True)
         session.commit()
 
 
@@ -177,11 +234,16 @@ async def poll_shipments(app: App, now: datetime) -> PollReport:
             batch = items[start:start + courier.batch_size]
             batches.append(batch)
             jobs.append(_fetch(courier, [number for _id, number in batch], gate))
+    items: list[tuple[int, str]] = []
+    answers: list[TrackingResult] = []
     for batch, results in zip(batches, await asyncio.gather(*jobs), strict=True):
         errors = {str(r.error) for r in results if r.error is not None}
         for error in errors:
             log.error("polling failed, shipments kept as they were and retried later: %s", error)
-        _apply_batch(app, batch, results, now, report)
+        items += batch
+        answers += results
+    for start in range(0, len(items), APPLY_CHUNK):  # a one-number API would otherwise commit per shipment
+        _apply_batch(app, items[start:start + APPLY_CHUNK], answers[start:start + APPLY_CHUNK], now, report)
     return report
 
 

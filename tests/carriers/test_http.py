@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
 import respx
 
 from carriers.base import AuthError, ResponseError, TransientError
-from carriers.http import Http, Limits, OAuthToken, RetryPolicy, make_client, parse_json, with_token
+from carriers.http import AiohttpTransport, Http, Limits, OAuthToken, RetryPolicy, make_client, parse_json, with_token
 from tests.doubles import Sleeps
 
 BASE = "https://courier.test"
@@ -152,3 +153,103 @@ def test_a_401_refreshes_the_token_once_and_retries():
 
     assert asyncio.run(with_token(token, call)).status_code == 200
     assert used == ["stale", "fresh"]
+
+
+# ── The real transport (aiohttp under httpx) against servers on loopback ──────────────────────────────────────
+
+
+async def _serve(answer) -> tuple[asyncio.Server, str]:
+    """A raw TCP server on loopback; `answer(reader, writer)` plays the courier."""
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+def test_the_default_client_talks_through_aiohttp_and_closing_it_closes_the_session():
+    async def courier(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        body = json.dumps({"path": head.split()[1].decode()}).encode()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    async def call():
+        server, url = await _serve(courier)
+        client = make_client(url)
+        http = Http("acme", client, Limits(per_second=1000))
+        try:
+            response = await http.request("GET", "/track/shipments", params={"trackingNumber": "JJD 1"})
+        finally:
+            await http.aclose()
+            server.close()
+        transport = client._transport
+        assert isinstance(transport, AiohttpTransport) and transport.client.closed
+        return response
+
+    response = asyncio.run(call())
+    assert response.json() == {"path": "/track/shipments?trackingNumber=JJD+1"}
+    assert response.request.headers["User-Agent"].startswith("trackmail/")
+
+
+def test_a_refused_connection_is_transient_and_says_so():
+    async def call():
+        server, url = await _serve(lambda r, w: None)
+        server.close()
+        await server.wait_closed()  # nothing listens there any more
+        http = Http("acme", make_client(url), Limits(per_second=1000), RetryPolicy(attempts=1))
+        try:
+            await http.request("GET", "/track/1")
+        finally:
+            await http.aclose()
+
+    with pytest.raises(TransientError, match="cannot connect"):
+        asyncio.run(call())
+
+
+def test_a_courier_that_never_answers_times_out_as_transient():
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(5)
+        finally:  # cancelled when the test's loop ends
+            writer.close()
+
+    async def call():
+        server, url = await _serve(silent)
+        http = Http("acme", make_client(url, timeout=0.2), Limits(per_second=1000), RetryPolicy(attempts=1))
+        try:
+            await http.request("GET", "/track/1")
+        finally:
+            await http.aclose()
+            server.close()
+
+    with pytest.raises(TransientError, match="timed out"):
+        asyncio.run(call())
+
+
+def test_a_garbled_answer_is_a_transient_error_not_an_aiohttp_exception():
+    async def garbled(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"this is not HTTP\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def call():
+        server, url = await _serve(garbled)
+        http = Http("acme", make_client(url), Limits(per_second=1000), RetryPolicy(attempts=1))
+        try:
+            await http.request("GET", "/track/1")
+        finally:
+            await http.aclose()
+            server.close()
+
+    with pytest.raises(TransientError, match="cannot connect: .*BadStatusLine|cannot connect: .*Client"):
+        asyncio.run(call())
+
+
+@respx.mock
+def test_respx_intercepts_the_default_client_whatever_its_transport():
+    """tests/conftest.py makes respx patch the client, not httpcore's pool, which aiohttp never touches."""
+    route = respx.get(f"{BASE}/track/1").mock(return_value=httpx.Response(200, json={"mocked": True}))
+    assert get(http(Sleeps())).json() == {"mocked": True}
+    assert route.call_count == 1

@@ -233,9 +233,9 @@ def test_a_store_under_a_subdirectory_keeps_its_path():
     assert route.called
 
 
-@respx.mock
-def test_query_string_auth_sends_the_keys_as_parameters_and_never_logs_them(caplog):
-    route = respx.get(ORDERS).mock(return_value=page([order(1)], total_pages=1))
+@respx.mock(using="httpcore")  # the keys are added below the client: mock below it too
+def test_query_string_auth_sends_the_keys_as_parameters_and_never_logs_them(caplog, respx_mock):
+    route = respx_mock.get(ORDERS).mock(return_value=page([order(1)], total_pages=1))
     with caplog.at_level(logging.DEBUG):
         batch = read(feed(query_string_auth=True))
     request = route.calls.last.request
