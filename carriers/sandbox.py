@@ -30,9 +30,12 @@ from carriers.base import (
     FeedBatch,
     LineRecord,
     OrderRecord,
+    ResponseError,
     ShipmentRecord,
     TrackingResult,
+    TransientError,
 )
+from carriers.http import Limits
 from tracker.clock import Clock
 from tracker.status import ShipmentStatus
 
@@ -53,6 +56,8 @@ class SandboxSettings:
     orders_per_day: float = 12.0
     currencies: tuple[str, ...] = ("EUR", "USD", "GBP")
     tracking_base_url: str = "https://track.example.com/sandbox/"
+    batch_size: int = 50  # numbers per call; 1 plays a courier like DHL or USPS that takes one at a time
+    per_day: int | None = None  # a simulated daily quota: over it, calls are refused with 429 until midnight
 
     def __post_init__(self) -> None:
         # Config may hand us a list; the settings key the generation caches, so they must be hashable.
@@ -583,18 +588,32 @@ def journey(seed: int, number: str) -> Journey | None:
 
 
 class SandboxCourier:
-    """A courier account, simulated: answers for any sandbox number from the number alone."""
+    """A courier account, simulated: answers for any sandbox number from the number alone.
 
-    batch_size = 50
+    With `per_day` set it also plays the courier's quota, the one piece of state it keeps: calls are
+    counted per UTC day of its clock (`calls`), and a call over the quota is refused as a real courier
+    would, HTTP 429 with Retry-After until midnight."""
+
     concurrency = 4
 
     def __init__(self, name: str, settings: SandboxSettings, clock: Clock) -> None:
         self.name = name
         self.settings = settings
         self.clock = clock
+        self.batch_size = settings.batch_size
+        self.limits = Limits(concurrency=self.concurrency, per_day=settings.per_day)
+        self.calls: dict[date, int] = {}  # UTC day → calls made that day (refused ones included)
 
     async def track(self, numbers: Sequence[str]) -> list[TrackingResult]:
         now = _utc(self.clock(), "the clock")
+        if len(numbers) > self.batch_size:
+            raise ResponseError(f"{len(numbers)} numbers in one call; the limit is {self.batch_size}",
+                                source=self.name, status_code=400)
+        used = self.calls[now.date()] = self.calls.get(now.date(), 0) + 1
+        if self.settings.per_day is not None and used > self.settings.per_day:
+            midnight = datetime.combine(now.date() + timedelta(days=1), time(), UTC)
+            raise TransientError("daily quota exceeded", source=self.name, status_code=429,
+                                 retry_after=(midnight - now).total_seconds())
         return [self._result(number, now) for number in numbers]
 
     def _result(self, number: str, now: datetime) -> TrackingResult:
@@ -616,7 +635,8 @@ def settings_from_account(account: AccountSettings) -> SandboxSettings:
     from carriers import COMMON_KEYS  # the registry imports this module first
 
     section = account.section
-    section.check_keys(COMMON_KEYS | {"seed", "orders_per_day", "currencies", "tracking_base_url"})
+    section.check_keys(COMMON_KEYS | {"seed", "orders_per_day", "currencies", "tracking_base_url", "batch_size",
+                                      "per_day"})
     defaults = SandboxSettings()
     currencies = section.strings("currencies", list(defaults.currencies))
     if not currencies:
@@ -626,6 +646,8 @@ def settings_from_account(account: AccountSettings) -> SandboxSettings:
         orders_per_day=float(section.number("orders_per_day", defaults.orders_per_day, minimum=0)),
         currencies=tuple(currencies),
         tracking_base_url=section.str("tracking_base_url", defaults.tracking_base_url),
+        batch_size=section.int("batch_size", defaults.batch_size, minimum=1),
+        per_day=section.int("per_day", minimum=1) if "per_day" in section.data else None,
     )
 
 
