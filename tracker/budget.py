@@ -26,6 +26,7 @@ DAY = timedelta(days=1)
 # The day's budget is earned evenly through the day, this far ahead: a busy morning cannot spend the
 # evening's calls, and unspent calls carry over to the hours that need them.
 PACE_AHEAD = timedelta(hours=1)
+BANK = timedelta(hours=3)  # unspent calls kept for news-rich hours, at most this many hours' worth
 DEFAULT_PAUSE = timedelta(minutes=15)  # a 429 without Retry-After
 
 
@@ -55,6 +56,14 @@ def allowance(per_day: int, used: int, now: datetime, ahead: timedelta = PACE_AH
     elapsed = now - window_start(now)
     earned = min(per_day, math.ceil(per_day * min(1.0, (elapsed + ahead) / DAY)))
     return max(0, earned - used)
+
+
+def unbanked(per_day: int, used: int, now: datetime, bank: timedelta = BANK) -> int:
+    """Calls to spend now whatever they find: what is earned beyond `bank`'s worth (or beyond what the rest of
+    the window can use). The rest is banked for better moments, e.g. the morning delivery rounds."""
+    to_end = window_start(now) + DAY - now
+    keep = math.floor(per_day * min(bank, to_end) / DAY)
+    return max(0, allowance(per_day, used, now) - keep)
 
 
 def lock_calls(session: Session, account: str, now: datetime) -> int:

@@ -19,10 +19,20 @@ from sqlmodel import Session
 from carriers.base import AuthError, CarrierError, Courier, ResponseError, TrackingResult
 from emails.outbox import enqueue
 from tracker.app import App
-from tracker.budget import Budget, add_calls, allowance, budget_of, lock_calls, pause, pause_for, paused_until
+from tracker.budget import (
+    Budget,
+    add_calls,
+    allowance,
+    budget_of,
+    lock_calls,
+    pause,
+    pause_for,
+    paused_until,
+    unbanked,
+)
 from tracker.db import claim
 from tracker.models import CourierPause, Order, Shipment, TrackingEvent
-from tracker.priority import PollFacts, rank
+from tracker.priority import PollFacts, Rounds, rank, round_shares, worth_a_call
 from tracker.status import (
     FINAL,
     MIN_POLL_GAP,
@@ -39,6 +49,7 @@ LEASE = timedelta(minutes=10)
 CLAIM_LIMIT = 1000
 ERROR_BACKOFF = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
 AUTH_BACKOFF = timedelta(hours=1)
+ROUNDS_LOOKBACK = timedelta(days=30)
 APPLY_CHUNK = 200  # answers applied per transaction
 
 
@@ -151,13 +162,31 @@ def _claim(app: App, now: datetime) -> Work:
             if paused_until(session, name, now) is None:
                 budget = budget_of(courier)
                 budgeted = budget.per_day is not None
-                items = _claim_budgeted(session, name, budget, now) if budgeted else _claim_due(session, name, now)
+                items = (_claim_budgeted(session, name, budget, now, _rounds(app, session, name, now)) if budgeted
+                         else _claim_due(session, name, now))
                 if items:
                     session.execute(update(Shipment).where(Shipment.id.in_([i for i, _n in items]))
                                     .values(last_polled_at=now))
                     work[name] = items
             session.commit()  # per account: a counter row stays locked only while its own claim is made
     return work
+
+
+def _rounds(app: App, session: Session, account: str, now: datetime) -> Rounds:
+    """When this courier's delivery rounds start, by destination country, from the last ROUNDS_LOOKBACK of
+    out-for-delivery scans; learned again once an hour (kept in `app.cache`)."""
+    key = ("rounds", account)
+    learned_at, rounds = app.cache.get(key, (None, {}))
+    if learned_at is None or now - learned_at >= timedelta(hours=1):
+        hours = session.execute(
+            select(Order.country, TrackingEvent.at).join(Shipment, Shipment.id == TrackingEvent.shipment_id)
+            .join(Order, Order.id == Shipment.order_id)
+            .where(Shipment.courier == account, TrackingEvent.status == ShipmentStatus.OUT_FOR_DELIVERY,
+                   TrackingEvent.at >= now - ROUNDS_LOOKBACK)
+        ).all()
+        rounds = round_shares((country, at.hour) for country, at in hours)
+        app.cache[key] = (now, rounds)
+    return rounds
 
 
 def _claim_due(session: Session, account: str, now: datetime) -> list[tuple[int, str]]:
@@ -168,23 +197,29 @@ def _claim_due(session: Session, account: str, now: datetime) -> list[tuple[int,
     return [(shipment_id, number) for shipment_id, number in rows]
 
 
-def _claim_budgeted(session: Session, account: str, budget: Budget, now: datetime) -> list[tuple[int, str]]:
+def _claim_budgeted(session: Session, account: str, budget: Budget, now: datetime,
+                    rounds: Rounds | None = None) -> list[tuple[int, str]]:
     """As many calls as the budget allows now, each filled to the courier's batch size, best shipments first."""
     assert budget.per_day is not None
-    calls = allowance(budget.per_day, lock_calls(session, account, now), now)
+    used = lock_calls(session, account, now)
+    calls = allowance(budget.per_day, used, now)
     if budget.per_second:  # no more than the in-memory limiter lets through while the lease lasts
         calls = min(calls, max(1, int(budget.per_second * LEASE.total_seconds() / 2)))
     if calls <= 0:
         return []
     rows = session.execute(
         select(Shipment.id, Shipment.tracking_number, Shipment.status, Shipment.last_event_at,
-               Shipment.last_polled_at, Shipment.first_seen_at, Shipment.estimated_delivery)
+               Shipment.last_polled_at, Shipment.first_seen_at, Shipment.estimated_delivery, Order.country)
+        .join(Order, Order.id == Shipment.order_id)
         .where(Shipment.courier == account, Shipment.next_poll_at <= now, Shipment.status.not_in(list(FINAL)),
                or_(Shipment.claimed_until.is_(None), Shipment.claimed_until < now))
     ).all()
     facts = {(r.id, r.tracking_number): PollFacts(r.status, r.last_event_at, r.last_polled_at, r.first_seen_at,
-                                                  r.estimated_delivery) for r in rows}
-    chosen = rank(facts.items(), now)[:calls * budget.batch_size]
+                                                  r.estimated_delivery, r.country) for r in rows}
+    ranked = rank(facts.items(), now, rounds)
+    worth = sum(worth_a_call(facts[key], now, rounds) for key in ranked)  # they rank first
+    spend = max(worth, unbanked(budget.per_day, used, now) * budget.batch_size)
+    chosen = ranked[:min(spend, calls * budget.batch_size)]
     if not chosen:
         return []
     claimed = set(session.execute(
