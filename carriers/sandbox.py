@@ -1,11 +1,12 @@
 """A simulated shop and courier, so a new user sees trackmail work end to end with no accounts.
 
-Everything is a pure function of (seed, the clock's value, the arguments): no state is kept between calls,
-so the daemon can compress time, `simulate` can jump a virtual clock, and two processes agree on every
-order and scan. Orders are generated per UTC day from `random.Random(f"{seed}:{day_ordinal}")`, which makes
-one big `changes()` window return exactly what many small windows return together. The courier shares
-nothing with the shop: a tracking number carries its label time, destination city and country, and the
-journey is replayed from `random.Random(f"{seed}:{number}")`.
+Everything is a pure function of (seed, the clock's value, the arguments): no state is kept between calls
+(save the call counter of the optional simulated quota, `per_day`), so the daemon can compress time,
+`simulate` can jump a virtual clock, and two processes agree on every order and scan. Orders are generated
+per UTC day from `random.Random(f"{seed}:{day_ordinal}")`, which makes one big `changes()` window return
+exactly what many small windows return together. The courier shares nothing with the shop: a tracking number
+carries its label time, destination city and country, and the journey is replayed from
+`random.Random(f"{seed}:{number}")`.
 
 Tracking numbers look like ``SB2901369252465DE``: ``SB``, the label time in minutes since the Unix epoch
 (8 digits), the destination city's index (1 digit), a parcel serial (3 digits), a mod-11 check digit in the

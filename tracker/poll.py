@@ -218,8 +218,8 @@ def _claim_budgeted(session: Session, account: str, budget: Budget, now: datetim
                                                   r.estimated_delivery, r.country) for r in rows}
     ranked = rank(facts.items(), now, rounds)
     worth = sum(worth_a_call(facts[key], now, rounds) for key in ranked)  # they rank first
-    spend = max(worth, unbanked(budget.per_day, used, now) * budget.batch_size)
-    chosen = ranked[:min(spend, calls * budget.batch_size)]
+    spend = max(math.ceil(worth / budget.batch_size), unbanked(budget.per_day, used, now))  # in calls
+    chosen = ranked[:min(spend, calls) * budget.batch_size]  # a call that goes anyway carries a full batch
     if not chosen:
         return []
     claimed = set(session.execute(
