@@ -118,6 +118,7 @@ STATUS_CODES: dict[str, ShipmentStatus] = {
 NAME = "aftership"
 DEFAULT_BASE_URL = "https://api.aftership.com"
 PUBLIC_TRACKING_URL = "https://track.aftership.com"
+# No daily cap; legacy 10 req/s per org, GET /trackings/:id 5/s: https://www.aftership.com/docs/tracking/2025-01/quickstart/rate-limit
 DEFAULT_LIMITS = Limits(concurrency=2, per_second=5.0, per_day=None)
 DEFAULT_RETRY = RetryPolicy()
 BATCH_SIZE = 50  # numbers per track() call: one listing (limit 200) without a slug, sequential GETs with one

@@ -102,6 +102,7 @@ COUNTRY_ZONES: dict[str, str] = {
 }
 
 DEFAULT_BASE_URL = "https://api-eu.dhl.com"
+# Published default rate limit (calls per day and per second): https://developer.dhl.com/getting-started/get-a-higher-rate-limit
 DEFAULT_LIMITS = Limits(concurrency=1, per_second=1.0, per_day=250)
 DEFAULT_RETRY = RetryPolicy()
 TRACKING_PAGE = "https://www.dhl.com/global-en/home/tracking/tracking-parcel.html?submit=1&tracking-id="

@@ -153,6 +153,7 @@ TOKEN_PATH = "/oauth/token"
 TRACK_PATH = "/track/v1/trackingnumbers"
 BATCH_SIZE = 30
 DEFAULT_TOKEN_LIFETIME = 3600.0
+# Track capability: 100K requests/day per project, 1,400 per 10 s: https://developer.fedex.com/api/en-us/guides/ratelimits.html
 DEFAULT_LIMITS = Limits(concurrency=4, per_second=10.0, per_day=100_000)
 DEFAULT_RETRY = RetryPolicy()
 TRACKING_URL = "https://www.fedex.com/fedextrack/?trknbr={}"

@@ -1,11 +1,12 @@
 """A simulated shop and courier, so a new user sees trackmail work end to end with no accounts.
 
-Everything is a pure function of (seed, the clock's value, the arguments): no state is kept between calls,
-so the daemon can compress time, `simulate` can jump a virtual clock, and two processes agree on every
-order and scan. Orders are generated per UTC day from `random.Random(f"{seed}:{day_ordinal}")`, which makes
-one big `changes()` window return exactly what many small windows return together. The courier shares
-nothing with the shop: a tracking number carries its label time, destination city and country, and the
-journey is replayed from `random.Random(f"{seed}:{number}")`.
+Everything is a pure function of (seed, the clock's value, the arguments): no state is kept between calls
+(save the call counter of the optional simulated quota, `per_day`), so the daemon can compress time,
+`simulate` can jump a virtual clock, and two processes agree on every order and scan. Orders are generated
+per UTC day from `random.Random(f"{seed}:{day_ordinal}")`, which makes one big `changes()` window return
+exactly what many small windows return together. The courier shares nothing with the shop: a tracking number
+carries its label time, destination city and country, and the journey is replayed from
+`random.Random(f"{seed}:{number}")`.
 
 Tracking numbers look like ``SB2901369252465DE``: ``SB``, the label time in minutes since the Unix epoch
 (8 digits), the destination city's index (1 digit), a parcel serial (3 digits), a mod-11 check digit in the
@@ -32,7 +33,9 @@ from carriers.base import (
     OrderRecord,
     ShipmentRecord,
     TrackingResult,
+    TransientError,
 )
+from carriers.http import Limits
 from tracker.clock import Clock
 from tracker.status import ShipmentStatus
 
@@ -53,6 +56,8 @@ class SandboxSettings:
     orders_per_day: float = 12.0
     currencies: tuple[str, ...] = ("EUR", "USD", "GBP")
     tracking_base_url: str = "https://track.example.com/sandbox/"
+    batch_size: int = 50  # numbers per call; 1 plays a courier like DHL or USPS that takes one at a time
+    per_day: int | None = None  # a simulated daily quota: over it, calls are refused with 429 until midnight
 
     def __post_init__(self) -> None:
         # Config may hand us a list; the settings key the generation caches, so they must be hashable.
@@ -583,18 +588,29 @@ def journey(seed: int, number: str) -> Journey | None:
 
 
 class SandboxCourier:
-    """A courier account, simulated: answers for any sandbox number from the number alone."""
+    """A courier account, simulated: answers for any sandbox number from the number alone.
 
-    batch_size = 50
+    With `per_day` set it also plays the courier's quota, the one piece of state it keeps: calls are
+    counted per UTC day of its clock (`calls`), and a call over the quota is refused as a real courier
+    would, HTTP 429 with Retry-After until midnight."""
+
     concurrency = 4
 
     def __init__(self, name: str, settings: SandboxSettings, clock: Clock) -> None:
         self.name = name
         self.settings = settings
         self.clock = clock
+        self.batch_size = settings.batch_size
+        self.limits = Limits(concurrency=self.concurrency, per_day=settings.per_day)
+        self.calls: dict[date, int] = {}  # UTC day → calls made that day (refused ones included)
 
     async def track(self, numbers: Sequence[str]) -> list[TrackingResult]:
         now = _utc(self.clock(), "the clock")
+        used = self.calls[now.date()] = self.calls.get(now.date(), 0) + 1
+        if self.settings.per_day is not None and used > self.settings.per_day:
+            midnight = datetime.combine(now.date() + timedelta(days=1), time(), UTC)
+            raise TransientError("daily quota exceeded", source=self.name, status_code=429,
+                                 retry_after=(midnight - now).total_seconds())
         return [self._result(number, now) for number in numbers]
 
     def _result(self, number: str, now: datetime) -> TrackingResult:
@@ -616,7 +632,8 @@ def settings_from_account(account: AccountSettings) -> SandboxSettings:
     from carriers import COMMON_KEYS  # the registry imports this module first
 
     section = account.section
-    section.check_keys(COMMON_KEYS | {"seed", "orders_per_day", "currencies", "tracking_base_url"})
+    section.check_keys(COMMON_KEYS | {"seed", "orders_per_day", "currencies", "tracking_base_url", "batch_size",
+                                      "per_day"})
     defaults = SandboxSettings()
     currencies = section.strings("currencies", list(defaults.currencies))
     if not currencies:
@@ -626,6 +643,8 @@ def settings_from_account(account: AccountSettings) -> SandboxSettings:
         orders_per_day=float(section.number("orders_per_day", defaults.orders_per_day, minimum=0)),
         currencies=tuple(currencies),
         tracking_base_url=section.str("tracking_base_url", defaults.tracking_base_url),
+        batch_size=section.int("batch_size", defaults.batch_size, minimum=1),
+        per_day=section.int("per_day", minimum=1) if "per_day" in section.data else None,
     )
 
 

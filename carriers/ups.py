@@ -259,6 +259,7 @@ TOKEN_PATH = "/security/v1/oauth/token"
 TRACK_PATH = "/api/track/v1/details/"
 TRACK_QUERY = {"locale": "en_US", "returnSignature": "false", "returnMilestones": "false", "returnPOD": "false"}
 TRANSACTION_SRC = "trackmail"
+# UPS publishes no tracking quota (429 = error 10429): no day budget unless config sets per_day
 DEFAULT_LIMITS = Limits(concurrency=2, per_second=5.0, per_day=None)
 DEFAULT_RETRY = RetryPolicy()
 DEFAULT_TOKEN_LIFETIME = 3600.0  # seconds, when an answer's expires_in is missing or unreadable

@@ -257,6 +257,7 @@ def parse_error(payload: Any, number: str, source: str, *, status_code: int, bod
 
 
 DEFAULT_BASE_URL = "https://apis.usps.com"
+# v3 default quota 60 requests/hour per application (429 "Quota limit exceeded"), so ≈1,440/day less token calls
 DEFAULT_LIMITS = Limits(concurrency=1, per_second=0.5, per_day=1400)
 DEFAULT_RETRY = RetryPolicy()
 DEFAULT_TOKEN_LIFETIME = 900.0  # seconds, if a token answer lacks a usable expires_in

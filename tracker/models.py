@@ -119,6 +119,7 @@ class Shipment(SQLModel, table=True):
     delayed_at: datetime | None = Time(default=None)  # flagged quiet for longer than normal; cleared by news
     delay_reason: str = ""
     final_at: datetime | None = Time(default=None)  # when it became delivered, returned or expired
+    last_polled_at: datetime | None = Time(default=None)  # when the courier was last asked (claim time)
 
 
 class TrackingEvent(SQLModel, table=True):
@@ -244,3 +245,21 @@ class Setting(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     value: str
+
+
+class CourierCalls(SQLModel, table=True):
+    """Courier calls spent per account and budget window: daemons sharing a database share one budget.
+
+    `window` is the start of the window (a UTC day: DHL and FedEx reset their daily quotas at 00:00 GMT)."""
+
+    account: str = Field(primary_key=True)
+    window: datetime = Time(primary_key=True)
+    calls: int = 0
+
+
+class CourierPause(SQLModel, table=True):
+    """A courier account told to wait (429 or Retry-After): no daemon calls it again before `until`."""
+
+    account: str = Field(primary_key=True)
+    until: datetime = Time()
+    reason: str = ""

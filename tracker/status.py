@@ -159,7 +159,9 @@ def expire(state: ShipmentState, since: datetime, now: datetime, after: timedelt
     return ShipmentState(ShipmentStatus.EXPIRED, state.last_event_at)
 
 
-# How often to ask the courier, by status: fast near the door, slow in line-haul, never once final.
+# How often to ask a courier that sets no daily budget, by status: fast near the door, slow in line-haul,
+# never once final. An account with a daily budget is asked as often as its budget allows, in the order
+# tracker/priority.py gives, but never more often than MIN_POLL_GAP per shipment.
 POLL_EVERY: dict[ShipmentStatus, timedelta] = {
     ShipmentStatus.PENDING: timedelta(hours=2),
     ShipmentStatus.INFO_RECEIVED: timedelta(hours=4),
@@ -172,6 +174,7 @@ POLL_EVERY: dict[ShipmentStatus, timedelta] = {
 }
 STALE_AFTER = timedelta(days=4)  # no scan for this long: line-haul or lost, poll at most every 8 hours
 STALE_POLL_EVERY = timedelta(hours=8)
+MIN_POLL_GAP = timedelta(minutes=15)  # couriers rarely scan twice within it; one call could not tell them apart
 
 
 def next_poll_delay(state: ShipmentState, now: datetime) -> timedelta | None:
