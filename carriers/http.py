@@ -195,19 +195,24 @@ class Http:
         """Send with retries for transient failures. `ok` lists error statuses the caller reads itself
         (e.g. DHL's 404 for a number it does not know yet)."""
 
-        def wait(state: Any) -> float:
-            error = state.outcome.exception()
+        def delay(error: BaseException | None, attempt: int) -> float:
             if isinstance(error, TransientError) and error.retry_after is not None:
                 return error.retry_after
-            return self.retry.base_delay * 2 ** (state.attempt_number - 1)
+            return self.retry.base_delay * 2 ** (attempt - 1)
 
         def worth_waiting(error: BaseException) -> bool:
             return isinstance(error, TransientError) and (error.retry_after or 0) <= self.retry.max_inline_wait
 
+        try:  # the first try outside tenacity: most requests succeed, and its machinery costs CPU per request
+            return await self._once(method, url, tracking_number, ok, **kwargs)
+        except TransientError as error:
+            if self.retry.attempts < 2 or not worth_waiting(error):
+                raise
+            await self.retry.sleep(delay(error, 1))
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.attempts),
+            stop=stop_after_attempt(self.retry.attempts - 1),
             retry=retry_if_exception(worth_waiting),
-            wait=wait,
+            wait=lambda state: delay(state.outcome.exception(), state.attempt_number + 1),
             sleep=self.retry.sleep,
             reraise=True,
         )
