@@ -177,7 +177,63 @@ def _country(address: dict[str, Any], what: str) -> str | None:
 
 
 def _event(raw: Any, home_country: str | None, what: str = "event") -> CarrierEvent:
-    """One entry of `events[]` (or the `status` object). `home_country` applies when the event names none."""
+    """One entry of `events[]` (or the `status` object). `home_country` applies when the event names none.
+    Well-formed events take the quick path; anything unusual goes through `_checked_event`, which says what
+    is wrong, so both paths give the same result for the same input."""
+    return _quick_event(raw, home_country) or _checked_event(raw, home_country, what)
+
+
+def _str_or(value: Any, default: Any) -> Any:
+    """`value` if a string, `default` if absent, else the `_BAD` marker."""
+    if value is None:
+        return default
+    return value if type(value) is str else _BAD
+
+
+_BAD = object()
+
+
+def _quick_event(raw: Any, home_country: str | None) -> CarrierEvent | None:
+    """`_checked_event` for the usual shapes, without naming each field; None for anything else."""
+    if type(raw) is not dict:
+        return None
+    get = raw.get
+    stamp, code = get("timestamp"), _str_or(get("statusCode"), "")
+    description, short = _str_or(get("description"), ""), _str_or(get("status"), "")
+    place = get("location")
+    if place is None:
+        address: Any = {}
+    elif type(place) is dict:
+        address = place.get("address") or {}
+    else:
+        return None
+    if type(stamp) is not str or type(address) is not dict or _BAD in (code, description, short):
+        return None
+    locality, country = _str_or(address.get("addressLocality"), ""), _str_or(address.get("countryCode"), None)
+    if locality is _BAD or country is _BAD:
+        return None
+    country = (country.strip().upper() or None) if country else None
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:  # what to_utc does, minus attaching the zone only to convert it away
+        zone = (country or home_country) and _zone(country or home_country)
+        at = (moment - zone.utcoffset(moment) if zone else moment).replace(tzinfo=UTC)
+    else:
+        at = moment.astimezone(UTC)
+    locality = locality.strip()
+    return CarrierEvent(
+        at=at,
+        status=(status_of(code, f"{description}\n{short}") if code in REFINED_CODES
+                else STATUS_CODES.get(code, S.UNKNOWN)),
+        code=code,
+        description=(description or short).strip(),
+        location=f"{locality}, {country}" if locality and country else locality or country or "",
+    )
+
+
+def _checked_event(raw: Any, home_country: str | None, what: str = "event") -> CarrierEvent:
     if not isinstance(raw, dict):
         raise _Malformed(f"{what} is not an object", raw)
     stamp = _get(raw, "timestamp", str, what, required=True)
@@ -212,7 +268,8 @@ def _home_country(shipment: dict[str, Any]) -> str | None:
 def _events(shipment: dict[str, Any]) -> tuple[CarrierEvent, ...]:
     home = _home_country(shipment)
     raw_events = _get(shipment, "events", list, "shipment") or []
-    events = tuple(_event(raw, home, f"events[{i}]") for i, raw in enumerate(raw_events))
+    events = tuple(_quick_event(raw, home) or _checked_event(raw, home, f"events[{i}]")
+                   for i, raw in enumerate(raw_events))
     status = _get(shipment, "status", dict, "shipment")
     if not events and status:  # no history given: the current status is the one event we know
         events = (_event(status, home, "status"),)
