@@ -183,36 +183,34 @@ def _event(raw: Any, home_country: str | None, what: str = "event") -> CarrierEv
     return _quick_event(raw, home_country) or _checked_event(raw, home_country, what)
 
 
-def _str_or(value: Any, default: Any) -> Any:
-    """`value` if a string, `default` if absent, else the `_BAD` marker."""
-    if value is None:
-        return default
-    return value if type(value) is str else _BAD
-
-
-_BAD = object()
-
-
 def _quick_event(raw: Any, home_country: str | None) -> CarrierEvent | None:
-    """`_checked_event` for the usual shapes, without naming each field; None for anything else."""
+    """`_checked_event` for the usual shapes (strings where strings belong), without naming each field;
+    None for anything else."""
     if type(raw) is not dict:
         return None
     get = raw.get
-    stamp, code = get("timestamp"), _str_or(get("statusCode"), "")
-    description, short = _str_or(get("description"), ""), _str_or(get("status"), "")
-    place = get("location")
+    stamp, code, description, short, place = (get("timestamp"), get("statusCode"), get("description"),
+                                              get("status"), get("location"))
+    code = "" if code is None else code
+    description = "" if description is None else description
+    short = "" if short is None else short
     if place is None:
-        address: Any = {}
+        locality, country = "", None
     elif type(place) is dict:
-        address = place.get("address") or {}
+        address = place.get("address")
+        address = {} if address is None else address
+        if type(address) is not dict:
+            return None
+        locality, country = address.get("addressLocality"), address.get("countryCode")
+        locality = "" if locality is None else locality
+        if type(locality) is not str or (country is not None and type(country) is not str):
+            return None
+        country = (country.strip().upper() or None) if country else None
+        locality = locality.strip()
     else:
         return None
-    if type(stamp) is not str or type(address) is not dict or _BAD in (code, description, short):
+    if type(stamp) is not str or type(code) is not str or type(description) is not str or type(short) is not str:
         return None
-    locality, country = _str_or(address.get("addressLocality"), ""), _str_or(address.get("countryCode"), None)
-    if locality is _BAD or country is _BAD:
-        return None
-    country = (country.strip().upper() or None) if country else None
     try:
         moment = datetime.fromisoformat(stamp)
     except ValueError:
@@ -222,7 +220,6 @@ def _quick_event(raw: Any, home_country: str | None) -> CarrierEvent | None:
         at = (moment - zone.utcoffset(moment) if zone else moment).replace(tzinfo=UTC)
     else:
         at = moment.astimezone(UTC)
-    locality = locality.strip()
     return CarrierEvent(
         at=at,
         status=(status_of(code, f"{description}\n{short}") if code in REFINED_CODES
