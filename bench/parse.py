@@ -128,7 +128,7 @@ def rate(work: Callable[[], int], seconds: float) -> float:
     return done / elapsed
 
 
-def best_rates(a: Callable[[], int], b: Callable[[], int] | None, seconds: float, rounds: int = 3):
+def best_rates(a: Callable[[], int], b: Callable[[], int] | None, seconds: float, rounds: int = 5):
     """Alternate the two sides for a few rounds and keep each one's best, so a noisy neighbour on the
     shared cores hurts neither side more than the other."""
     best_a = best_b = 0.0
@@ -142,7 +142,7 @@ def best_rates(a: Callable[[], int], b: Callable[[], int] | None, seconds: float
 def measure(args: argparse.Namespace) -> list[Figure]:
     """Per courier: the parse of a decoded payload against karrio's (the target), then the same with JSON
     decoding on both sides (for information: the decoder is the same json module on both sides)."""
-    seconds = getattr(args, "seconds", 1.0)
+    seconds = getattr(args, "seconds", 2.0)
     figures = []
     for case in CASES:
         text = sample_text(case)
@@ -173,7 +173,7 @@ def _compare(case: Case, text: str, decode: bool, seconds: float) -> Figure:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=1.0, help="per courier and side")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per courier, row and side")
     print(table(measure(parser.parse_args())))
 
 
