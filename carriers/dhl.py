@@ -166,6 +166,17 @@ def status_of(code: str, text: str) -> ShipmentStatus:
     return status
 
 
+def _refined(code: str, description: str, short: str) -> ShipmentStatus:
+    """`status_of(code, f"{description}\\n{short}")`, folding and searching a text only once when both are
+    the same (DHL often repeats it). No phrase holds a line break, so none can match across the two."""
+    folded = description.casefold()
+    other = short.casefold() if short != description else ""
+    for phrase, refined in TEXT_REFINEMENTS.items():
+        if phrase in folded or (other and phrase in other):
+            return refined
+    return STATUS_CODES.get(code, S.UNKNOWN)
+
+
 def _address(place: dict[str, Any], what: str) -> dict[str, Any]:
     """`place.address` ({} when absent); `place` is an event's `location`, or a shipment's `origin`."""
     return _get(place, "address", dict, what) or {}
@@ -222,8 +233,7 @@ def _quick_event(raw: Any, home_country: str | None) -> CarrierEvent | None:
         at = moment.astimezone(UTC)
     return CarrierEvent(
         at=at,
-        status=(status_of(code, f"{description}\n{short}") if code in REFINED_CODES
-                else STATUS_CODES.get(code, S.UNKNOWN)),
+        status=_refined(code, description, short) if code in REFINED_CODES else STATUS_CODES.get(code, S.UNKNOWN),
         code=code,
         description=(description or short).strip(),
         location=f"{locality}, {country}" if locality and country else locality or country or "",
