@@ -2,7 +2,7 @@
 
     python -m bench.memory [--shipments 1000000] [--rebuild]
 
-The database is built once (SQLAlchemy Core executemany in large transactions, about a minute for a million
+The database is built once (SQLAlchemy Core executemany in large transactions; ten minutes for a million
 shipments) and kept in bench-data/ (not in git); each measurement runs on a fresh copy, so every run starts
 from the same state. The mix is what a shop a few years in looks like: most parcels delivered long ago, a
 fifth still moving (some due for polling, some delayed, some without an estimate yet), tracking events and
