@@ -10,14 +10,13 @@ sent emails for many, a few hundred emails due, spread over six couriers. Only t
 configured, so polling talks to no network; the other couriers' parcels still count for stuck detection,
 lane statistics and the digest. The shop's time zone is chosen so that its morning digest is due now.
 
-The figure is the child's peak resident set (`ru_maxrss` from wait4), whole process: interpreter, libraries
-and data.
+The figure is the child's peak resident set (VmHWM, noted by the child as it exits), whole process:
+interpreter, libraries and data.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import subprocess
@@ -235,19 +234,32 @@ def run_once(database: Path | None, label: str) -> tuple[float, float]:
         shutil.copyfile(database, db)
     config = work / "config.toml"
     config.write_text(config_text(db, work / "outbox", datetime.now(UTC)), encoding="utf-8")
+    peak = work / "peak"
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "tracker.cli", "--config", str(config), "run", "--once"],
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = child.stdout.read() if child.stdout else ""
-    _pid, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
+    child = subprocess.run([sys.executable, "-c", CHILD, str(peak), "--config", str(config), "run", "--once"],
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     elapsed = time.perf_counter() - start
     if child.returncode != 0:
-        raise RuntimeError(f"trackmail run --once on {label} exited {child.returncode}:\n{output[-3000:]}")
-    (work / "run.log").write_text(output, encoding="utf-8")
+        raise RuntimeError(f"trackmail run --once on {label} exited {child.returncode}:\n{child.stdout[-3000:]}")
+    (work / "run.log").write_text(child.stdout, encoding="utf-8")
     shutil.rmtree(work / "outbox", ignore_errors=True)
     (work / "trackmail.db").unlink(missing_ok=True)
-    return usage.ru_maxrss / 1024, elapsed  # ru_maxrss is in KiB on Linux
+    return int(peak.read_text()) / 1024, elapsed
+
+
+# The child notes its own high-water mark as it exits. Not ru_maxrss from wait4: Linux carries the parent's
+# peak over into a forked child's maxrss across exec, so a child of a big bench.run process would report
+# the parent's size. VmHWM belongs to the address space the child got at exec.
+CHILD = """
+import atexit, re, sys
+out = sys.argv.pop(1)
+def note():
+    status = open("/proc/self/status").read()
+    open(out, "w").write(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
+atexit.register(note)
+from tracker.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def measure(args: argparse.Namespace) -> list[Figure]:
