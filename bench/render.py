@@ -1,6 +1,6 @@
 """Emails rendered per second against a plain Jinja2 render of the same compiled HTML, in one run.
 
-    python bench/render.py [--seconds 2]
+    python bench/render.py [--seconds 2]     (bench/run.py calls measure())
 
 Not a test: it prints figures. The reference is jinja2.Template(html).render(context) on the HTML the
 renderer compiled, so the ratio shows what trackmail adds on top of Jinja (subject, preheader, text part,
@@ -30,18 +30,15 @@ def rate(work, seconds: float) -> float:
     return done / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
-    args = parser.parse_args()
+def compare(seconds: float):
+    """Compile every kind once, then per kind (kind, trackmail renders/s, plain Jinja2 renders/s); the first
+    value yielded is the one-off compile time in ms."""
     shop = load(REPO / "config.toml").shops["demo"]
     renderer = Renderer()
     start = time.perf_counter()
     for kind in EMAIL_KINDS:
         renderer.compile(kind)
-    print(f"compile all {len(EMAIL_KINDS)} kinds once: {(time.perf_counter() - start) * 1000:.0f} ms")
-    print(f"{'kind':<24}{'trackmail/s':>12}{'plain jinja/s':>15}{'ratio':>8}")
-    ratios = []
+    yield (time.perf_counter() - start) * 1000
     for kind in EMAIL_KINDS:
         context = sample_context(kind, shop)
         compiled = renderer.compile(kind)
@@ -49,8 +46,33 @@ def main() -> None:
         plain_env.filters.update(compiled.html.environment.filters)
         plain = plain_env.from_string(compiled_html(renderer, kind))
         full = {**context, "kind": kind, "subject": "s", "preheader": "p", "locale": "en", "timezone": "UTC"}
-        ours = rate(lambda k=kind, c=context: renderer.render(k, c), args.seconds / 2)
-        reference = rate(lambda p=plain, f=full: p.render(f), args.seconds / 2)
+        ours = rate(lambda k=kind, c=context: renderer.render(k, c), seconds / 2)
+        reference = rate(lambda p=plain, f=full: p.render(f), seconds / 2)
+        yield kind, ours, reference
+
+
+def measure(args: argparse.Namespace) -> list:
+    """One figure per email kind: trackmail's renders per second beside a plain Jinja2 render."""
+    from bench.report import Figure  # here, so `python bench/render.py` still runs as a plain script
+
+    results = compare(getattr(args, "seconds", 2.0))
+    compile_ms = next(results)
+    figures = [Figure("render", f"compile all {len(EMAIL_KINDS)} kinds once", compile_ms, "ms")]
+    for kind, ours, reference in results:
+        figures.append(Figure("render", f"render {kind}", ours, "emails/s", reference_name="plain Jinja2 render",
+                              reference=reference))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
+    args = parser.parse_args()
+    results = compare(args.seconds)
+    print(f"compile all {len(EMAIL_KINDS)} kinds once: {next(results):.0f} ms")
+    print(f"{'kind':<24}{'trackmail/s':>12}{'plain jinja/s':>15}{'ratio':>8}")
+    ratios = []
+    for kind, ours, reference in results:
         ratios.append(reference / ours)
         print(f"{kind:<24}{ours:>12.0f}{reference:>15.0f}{reference / ours:>7.2f}×")
     print(f"median: trackmail takes {sorted(ratios)[len(ratios) // 2]:.2f}× the time of a plain Jinja2 render")

@@ -167,6 +167,17 @@ def status_of(code: str, text: str) -> ShipmentStatus:
     return status
 
 
+def _refined(code: str, description: str, short: str) -> ShipmentStatus:
+    """`status_of(code, f"{description}\\n{short}")`, folding and searching a text only once when both are
+    the same (DHL often repeats it). No phrase holds a line break, so none can match across the two."""
+    folded = description.casefold()
+    other = short.casefold() if short != description else ""
+    for phrase, refined in TEXT_REFINEMENTS.items():
+        if phrase in folded or (other and phrase in other):
+            return refined
+    return STATUS_CODES.get(code, S.UNKNOWN)
+
+
 def _address(place: dict[str, Any], what: str) -> dict[str, Any]:
     """`place.address` ({} when absent); `place` is an event's `location`, or a shipment's `origin`."""
     return _get(place, "address", dict, what) or {}
@@ -178,7 +189,59 @@ def _country(address: dict[str, Any], what: str) -> str | None:
 
 
 def _event(raw: Any, home_country: str | None, what: str = "event") -> CarrierEvent:
-    """One entry of `events[]` (or the `status` object). `home_country` applies when the event names none."""
+    """One entry of `events[]` (or the `status` object). `home_country` applies when the event names none.
+    Well-formed events take the quick path; anything unusual goes through `_checked_event`, which says what
+    is wrong, so both paths give the same result for the same input."""
+    return _quick_event(raw, home_country) or _checked_event(raw, home_country, what)
+
+
+def _quick_event(raw: Any, home_country: str | None) -> CarrierEvent | None:
+    """`_checked_event` for the usual shapes (strings where strings belong), without naming each field;
+    None for anything else."""
+    if type(raw) is not dict:
+        return None
+    get = raw.get
+    stamp, code, description, short, place = (get("timestamp"), get("statusCode"), get("description"),
+                                              get("status"), get("location"))
+    code = "" if code is None else code
+    description = "" if description is None else description
+    short = "" if short is None else short
+    if place is None:
+        locality, country = "", None
+    elif type(place) is dict:
+        address = place.get("address")
+        address = {} if address is None else address
+        if type(address) is not dict:
+            return None
+        locality, country = address.get("addressLocality"), address.get("countryCode")
+        locality = "" if locality is None else locality
+        if type(locality) is not str or (country is not None and type(country) is not str):
+            return None
+        country = (country.strip().upper() or None) if country else None
+        locality = locality.strip()
+    else:
+        return None
+    if type(stamp) is not str or type(code) is not str or type(description) is not str or type(short) is not str:
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:  # what to_utc does, minus attaching the zone only to convert it away
+        zone = (country or home_country) and _zone(country or home_country)
+        at = (moment - zone.utcoffset(moment) if zone else moment).replace(tzinfo=UTC)
+    else:
+        at = moment.astimezone(UTC)
+    return CarrierEvent(
+        at=at,
+        status=_refined(code, description, short) if code in REFINED_CODES else STATUS_CODES.get(code, S.UNKNOWN),
+        code=code,
+        description=(description or short).strip(),
+        location=f"{locality}, {country}" if locality and country else locality or country or "",
+    )
+
+
+def _checked_event(raw: Any, home_country: str | None, what: str = "event") -> CarrierEvent:
     if not isinstance(raw, dict):
         raise _Malformed(f"{what} is not an object", raw)
     stamp = _get(raw, "timestamp", str, what, required=True)
@@ -213,7 +276,8 @@ def _home_country(shipment: dict[str, Any]) -> str | None:
 def _events(shipment: dict[str, Any]) -> tuple[CarrierEvent, ...]:
     home = _home_country(shipment)
     raw_events = _get(shipment, "events", list, "shipment") or []
-    events = tuple(_event(raw, home, f"events[{i}]") for i, raw in enumerate(raw_events))
+    events = tuple(_quick_event(raw, home) or _checked_event(raw, home, f"events[{i}]")
+                   for i, raw in enumerate(raw_events))
     status = _get(shipment, "status", dict, "shipment")
     if not events and status:  # no history given: the current status is the one event we know
         events = (_event(status, home, "status"),)

@@ -140,7 +140,9 @@ class _Malformed(Exception):
 
 def clean(text: str) -> str:
     """Plain text from USPS's HTML-bearing strings: tags dropped, entities decoded, spaces squeezed."""
-    return " ".join(html.unescape(_TAG.sub("", text)).split())
+    if "<" in text:  # most texts have no tag and no entity: skip the regex and the unescape for them
+        text = _TAG.sub("", text)
+    return " ".join(html.unescape(text).split() if "&" in text else text.split())
 
 
 def _text(data: dict[str, Any], key: str) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # not imported at run time: `trackmail --help` loads this module for its exit codes
+    from collections.abc import Sequence
+    from typing import Any
 
 EXIT_CONFIG = 2
 EXIT_PROBLEM = 1
@@ -22,6 +24,8 @@ def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
 def print_rows(rows: list[dict[str, Any]], columns: Sequence[str], as_json: bool) -> None:
     if as_json:
+        import json
+
         print(json.dumps(rows, indent=2, default=str))
     else:
         print(table(rows, columns))

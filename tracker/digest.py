@@ -7,6 +7,7 @@ http(s) addresses, and the text part flattens line breaks so a name cannot forge
 
 from __future__ import annotations
 
+import heapq
 import html
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -86,15 +87,32 @@ class Digest:
 
 
 def build_digest(shop_name: str, problems: Iterable[ProblemShipment], now: datetime) -> Digest | None:
-    """Group by problem, most urgent first; within a group the longest-waiting parcel first."""
-    groups: dict[str, list[ProblemShipment]] = {kind: [] for kind in KINDS}
+    """Group by problem, most urgent first; within a group the longest-waiting parcel first. Only the
+    MAX_PER_KIND listed per group are kept while reading (the rest are counted), so a courier's very bad day
+    costs no more memory than a normal one."""
+    counts: dict[str, int] = dict.fromkeys(KINDS, 0)
+    kept: dict[str, list[ProblemShipment]] = {kind: [] for kind in KINDS}
     for problem in problems:
-        groups[problem.problem].append(problem)
-    groups = {kind: sorted(items, key=lambda p: (p.since, p.order_number, p.tracking_number))
-              for kind, items in groups.items() if items}
+        counts[problem.problem] += 1
+        items = kept[problem.problem]
+        items.append(problem)
+        if len(items) >= 2 * MAX_PER_KIND:
+            kept[problem.problem] = heapq.nsmallest(MAX_PER_KIND, items, key=_order)
+    groups = {kind: Group(counts[kind], heapq.nsmallest(MAX_PER_KIND, items, key=_order))
+              for kind, items in kept.items() if counts[kind]}
     if not groups:
         return None
     return Digest(_subject(shop_name, groups), _text(shop_name, groups, now), _html(shop_name, groups, now))
+
+
+def _order(problem: ProblemShipment) -> tuple[datetime, str, str]:
+    return (problem.since, problem.order_number, problem.tracking_number)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    count: int  # every parcel with this problem
+    listed: list[ProblemShipment]  # the MAX_PER_KIND longest waiting, longest first
 
 
 def _line(value: str) -> str:
@@ -102,14 +120,14 @@ def _line(value: str) -> str:
     return " ".join(value.split())
 
 
-def _headline(groups: dict[str, list[ProblemShipment]]) -> str:
-    total = sum(len(items) for items in groups.values())
+def _headline(groups: dict[str, Group]) -> str:
+    total = sum(group.count for group in groups.values())
     parcels = "1 parcel needs" if total == 1 else f"{total} parcels need"
-    counts = ", ".join(f"{len(items)} {COUNT_WORDS[kind][len(items) != 1]}" for kind, items in groups.items())
+    counts = ", ".join(f"{group.count} {COUNT_WORDS[kind][group.count != 1]}" for kind, group in groups.items())
     return f"{parcels} attention: {counts}"
 
 
-def _subject(shop_name: str, groups: dict[str, list[ProblemShipment]]) -> str:
+def _subject(shop_name: str, groups: dict[str, Group]) -> str:
     return f"[{_line(shop_name)}] {_headline(groups)}"
 
 
@@ -123,16 +141,16 @@ def _when(problem: ProblemShipment, now: datetime) -> str:
     return f"{problem.since.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({human_span(now - problem.since)} ago)"
 
 
-def _text(shop_name: str, groups: dict[str, list[ProblemShipment]], now: datetime) -> str:
+def _text(shop_name: str, groups: dict[str, Group], now: datetime) -> str:
     out = [f"{_line(shop_name)}: {_headline(groups)}", f"Daily digest, {now.astimezone(UTC):%Y-%m-%d}", ""]
-    for kind, items in groups.items():
-        out += [f"{HEADINGS[kind]} ({len(items)})", ""]
-        for p in items[:MAX_PER_KIND]:
+    for kind, group in groups.items():
+        out += [f"{HEADINGS[kind]} ({group.count})", ""]
+        for p in group.listed:
             out.append(f"- Order {_line(p.order_number)} · {_line(p.customer_name)} · {_line(p.courier)} "
                        f"{_line(p.tracking_number)} · {_status(p)} since {_when(p, now)}")
             out += [f"  {_line(text)}" for text in (p.detail, p.tracking_url) if _line(text)]
-        if len(items) > MAX_PER_KIND:
-            out.append(f"…and {len(items) - MAX_PER_KIND} more")
+        if group.count > len(group.listed):
+            out.append(f"…and {group.count - len(group.listed)} more")
         out.append("")
     out.append("Sent once a day by trackmail; a day with nothing to report sends nothing.")
     return "\n".join(out) + "\n"
@@ -161,19 +179,19 @@ def _row(p: ProblemShipment, now: datetime) -> str:
 CELL = "padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top;text-align:left"
 
 
-def _html(shop_name: str, groups: dict[str, list[ProblemShipment]], now: datetime) -> str:
+def _html(shop_name: str, groups: dict[str, Group], now: datetime) -> str:
     e = html.escape
     out = ['<!doctype html><html><body style="font-family:Arial,sans-serif;font-size:14px;color:#222">',
            f"<h1 style=\"font-size:20px\">{e(shop_name)}: {e(_headline(groups))}</h1>",
            f"<p>Daily digest, {now.astimezone(UTC):%Y-%m-%d}</p>"]
     head = "".join(f'<th style="{CELL}">{name}</th>' for name in ("Order", "Customer", "Parcel", "Status", "Detail"))
-    for kind, items in groups.items():
-        out.append(f'<h2 style="font-size:16px">{e(HEADINGS[kind])} ({len(items)})</h2>')
+    for kind, group in groups.items():
+        out.append(f'<h2 style="font-size:16px">{e(HEADINGS[kind])} ({group.count})</h2>')
         out.append(f'<table style="border-collapse:collapse"><tr>{head}</tr>')
-        out += [_row(p, now) for p in items[:MAX_PER_KIND]]
+        out += [_row(p, now) for p in group.listed]
         out.append("</table>")
-        if len(items) > MAX_PER_KIND:
-            out.append(f"<p>…and {len(items) - MAX_PER_KIND} more</p>")
+        if group.count > len(group.listed):
+            out.append(f"<p>…and {group.count - len(group.listed)} more</p>")
     out.append("<p style=\"color:#777\">Sent once a day by trackmail; a day with nothing to report sends nothing."
                "</p></body></html>")
     return "\n".join(out) + "\n"

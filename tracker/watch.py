@@ -9,18 +9,19 @@ once; a digest goes once per shop and day).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, tzinfo
 from itertools import pairwise
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from emails.outbox import enqueue
 from emails.policy import customer_zone
 from emails.send import Message, SendError
 from tracker.app import App, stored_setting, swap_setting
-from tracker.digest import ProblemShipment, build_digest, classify
+from tracker.digest import PROBLEM_OF_STATUS, ProblemShipment, build_digest, classify
 from tracker.estimates import History, Lane, check_delay, estimate_delivery
 from tracker.models import Customer, Order, Shipment, TrackingEvent
 from tracker.status import FINAL, ShipmentStatus
@@ -28,6 +29,7 @@ from tracker.status import FINAL, ShipmentStatus
 log = logging.getLogger("trackmail.watch")
 EVERY = timedelta(hours=1)  # learning from history is not free: at most once an hour
 HISTORY_LIMIT = 3000  # recent delivered parcels to learn from
+BATCH = 1000  # live parcels read, estimated and checked per transaction
 RELEARN_EVERY = timedelta(hours=6)  # habits change slowly; reading the history is the costly part
 DIGEST_AT = time(8)  # the merchant's morning, in the shop's time zone
 
@@ -67,48 +69,78 @@ def load_history(session: Session) -> History:
     return History.from_rows(rows)
 
 
-def _live(session: Session):
+def _live_batch(session: Session, after: int):
+    """The next BATCH live parcels after id `after`, as plain columns: a shop with a million parcels on the
+    road must not be loaded at once."""
     return session.execute(
-        select(Shipment, Order).join(Order, Order.id == Shipment.order_id)
+        select(Shipment.id, Shipment.order_id, Shipment.courier, Shipment.status, Shipment.shipped_at,
+               Shipment.last_event_at, Shipment.estimated_delivery, Shipment.delayed_at, Order.country, Order.shop)
+        .join(Order, Order.id == Shipment.order_id)
         .where(Shipment.status.not_in(list(FINAL)), Shipment.notify.is_(True), Shipment.courier != "",
-               Shipment.next_poll_at.is_not(None))
+               Shipment.next_poll_at.is_not(None), Shipment.id > after,
+               Shipment.estimated_delivery.is_(None) | Shipment.delayed_at.is_(None))
+        .order_by(Shipment.id).limit(BATCH)
     ).all()
 
 
 def flag_delays(app: App, session: Session, history: History, now: datetime, report: WatchReport) -> None:
-    for shipment, order in _live(session):
-        lane = Lane(shipment.courier, order.country)
-        if shipment.estimated_delivery is None:
-            zone = customer_zone(order.country, app.config.shops[order.shop].timezone)
-            shipment.estimated_delivery = estimate_delivery(history, lane, shipment.shipped_at, None, zone).date
-            report.estimated += 1
-        if shipment.delayed_at is None:
-            reason = check_delay(history, lane, shipment.status, shipment.last_event_at or shipment.shipped_at, now)
-            if reason is not None:
-                shipment.delayed_at, shipment.delay_reason = now, reason
-                report.delayed += 1
-                log.info("shipment %s (%s) delayed: %s", shipment.id, shipment.tracking_number, reason)
-                enqueue(session, app.config, "delayed", order, now=now, shipment=shipment)
-        session.add(shipment)
+    """Estimate the delivery day of live parcels without one and flag (and email about) newly stuck ones,
+    a batch at a time, each batch committed with the emails it plans."""
+    zones: dict[tuple[str, str], tzinfo] = {}
+    after = 0
+    while rows := _live_batch(session, after):
+        after = rows[-1].id
+        estimates, delayed = [], []
+        for row in rows:
+            lane = Lane(row.courier, row.country)
+            if row.estimated_delivery is None:
+                key = (row.country, row.shop)
+                if key not in zones:
+                    zones[key] = customer_zone(row.country, app.config.shops[row.shop].timezone)
+                day = estimate_delivery(history, lane, row.shipped_at, None, zones[key]).date
+                estimates.append({"id": row.id, "estimated_delivery": day})
+                report.estimated += 1
+            if row.delayed_at is None:
+                reason = check_delay(history, lane, row.status, row.last_event_at or row.shipped_at, now)
+                if reason is not None:
+                    delayed.append((row.id, row.order_id, reason))
+        if estimates:
+            session.execute(update(Shipment), estimates)  # bulk UPDATE by primary key
+        for shipment_id, order_id, reason in delayed:
+            shipment, order = session.get_one(Shipment, shipment_id), session.get_one(Order, order_id)
+            shipment.delayed_at, shipment.delay_reason = now, reason
+            report.delayed += 1
+            log.info("shipment %s (%s) delayed: %s", shipment.id, shipment.tracking_number, reason)
+            enqueue(session, app.config, "delayed", order, now=now, shipment=shipment)
+            session.add(shipment)
+        session.commit()
+        session.expunge_all()
 
 
-def _problems(session: Session, shop: str, since: datetime) -> list[ProblemShipment]:
+def _problems(session: Session, shop: str, since: datetime) -> Iterator[ProblemShipment]:
+    """The shop's parcels that need a person, streamed as plain columns; SQL keeps only the candidates
+    (`classify` has the last word)."""
+    problem_statuses = [status for status in PROBLEM_OF_STATUS if status not in FINAL]
     rows = session.execute(
-        select(Shipment, Order, Customer).join(Order, Order.id == Shipment.order_id)
+        select(Shipment.status, Shipment.delayed_at, Shipment.delay_reason, Shipment.status_description,
+               Shipment.last_event_at, Shipment.shipped_at, Shipment.tracking_number, Shipment.courier,
+               Shipment.tracking_url, Order.number, Customer.name)
+        .join(Order, Order.id == Shipment.order_id)
         .join(Customer, Customer.id == Order.customer_id)
         .where(Order.shop == shop, Shipment.notify.is_(True))
         .where((Shipment.status.not_in(list(FINAL))) | (Shipment.final_at >= since))
-    ).all()
-    problems = []
-    for shipment, order, customer in rows:
-        kind = classify(shipment.status, shipment.delayed_at is not None)
+        .where(Shipment.status.in_(problem_statuses) | Shipment.status.in_(list(FINAL))
+               | Shipment.delayed_at.is_not(None))
+        .execution_options(yield_per=BATCH)
+    )
+    for row in rows:
+        kind = classify(row.status, row.delayed_at is not None)
         if kind is None:
             continue
-        detail = shipment.delay_reason if kind == "delayed" else shipment.status_description
-        when = (shipment.delayed_at if kind == "delayed" else shipment.last_event_at) or shipment.shipped_at
-        problems.append(ProblemShipment(order.number, customer.name, shipment.tracking_number, shipment.courier,
-                                        shipment.status, kind, when, detail or "", shipment.tracking_url))
-    return problems
+        detail = row.delay_reason if kind == "delayed" else row.status_description
+        when = (row.delayed_at if kind == "delayed" else row.last_event_at) or row.shipped_at
+        yield ProblemShipment(row.number, row.name, row.tracking_number, row.courier, row.status, kind, when,
+                              detail or "", row.tracking_url)
 
 
 async def send_digests(app: App, now: datetime, report: WatchReport) -> None:
