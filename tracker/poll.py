@@ -68,9 +68,11 @@ def _error_delay(failures: int) -> timedelta:
     return ERROR_BACKOFF[min(failures, len(ERROR_BACKOFF)) - 1]
 
 
-def _store_events(session: Session, shipment: Shipment, transition: Transition, now: datetime) -> None:
-    """One multi-row INSERT of plain rows: building a TrackingEvent object per event cost more than the rest
-    of applying an answer (bench/pipeline.py profile)."""
+def _store_events(session: Session, shipment: Shipment, transition: Transition, now: datetime,
+                  pending: list[dict] | None) -> None:
+    """Plain rows, inserted at once, or added to `pending` for the caller to insert with the rest of its
+    batch: building a TrackingEvent object per event, or a statement per parcel, cost more than the rest of
+    applying an answer (bench/pipeline.py profile)."""
     ignored = {id(item.event): item.reason for item in transition.ignored}
     rows = []
     for event in transition.new_events:
@@ -81,14 +83,17 @@ def _store_events(session: Session, shipment: Shipment, transition: Transition, 
         rows.append({"shipment_id": shipment.id, "at": event.at, "status": event.status, "code": event.code,
                      "description": event.description, "location": event.location, "recorded_at": now,
                      "applied": not reason, "note": reason})
-    if rows:
+    if pending is not None:
+        pending += rows
+    elif rows:
         session.execute(insert(TrackingEvent.__table__), rows)
 
 
 def apply_result(app: App, session: Session, shipment: Shipment, result: TrackingResult, now: datetime,
-                 seen: set[tuple] | None = None) -> str | None:
+                 seen: set[tuple] | None = None, pending: list[dict] | None = None) -> str | None:
     """Apply one courier answer to one shipment; returns the email kind planned, if any. `seen`: the keys of
-    its stored events, when the caller read them for a whole batch at once (else they are read here)."""
+    its stored events, when the caller read them for a whole batch at once (else they are read here);
+    `pending`: where to put its new event rows when the caller inserts a whole batch's at once."""
     shipment.claimed_until = None
     if result.error is not None:
         _failed(shipment, result.error, now)
@@ -103,7 +108,7 @@ def apply_result(app: App, session: Session, shipment: Shipment, result: Trackin
                 .where(TrackingEvent.shipment_id == shipment.id))}
         state = ShipmentState(shipment.status, shipment.last_event_at)
         transition = advance(state, result.events, seen, now, app.config.notification_horizon)
-        _store_events(session, shipment, transition, now)
+        _store_events(session, shipment, transition, now, pending)
         if transition.cause is not None:
             shipment.status, shipment.last_event_at = transition.after.status, transition.after.last_event_at
             shipment.delayed_at, shipment.delay_reason = None, ""  # news: no longer quiet
@@ -268,6 +273,7 @@ def _apply_each(app: App, session: Session, batch: list[tuple[int, str]], result
     """`isolate`: each shipment in its own savepoint, a failure recorded on its shipment; else a failure
     raises and the caller rolls everything back."""
     shipments, seen, _kept = _preload(session, batch, results)
+    pending: list[dict] = []  # together: every new event row of the batch in one statement
     for (shipment_id, number), result in zip(batch, results, strict=True):
         shipment = shipments.get(shipment_id) or session.get_one(Shipment, shipment_id)
         before = shipment.status
@@ -275,7 +281,8 @@ def _apply_each(app: App, session: Session, batch: list[tuple[int, str]], result
             report.failed += 1
             report.errors.append(str(result.error))
         if not isolate:
-            report.emails_planned += apply_result(app, session, shipment, result, now, seen[shipment_id]) is not None
+            planned = apply_result(app, session, shipment, result, now, seen[shipment_id], pending)
+            report.emails_planned += planned is not None
         else:
             try:
                 with session.begin_nested():  # one bad answer (a naive time, a vanished shop) stays its own
@@ -291,6 +298,8 @@ def _apply_each(app: App, session: Session, batch: list[tuple[int, str]], result
                 report.errors.append(f"{number}: {exc!r}")
         report.changed += shipment.status != before
         report.polled += 1
+    if pending:
+        session.execute(insert(TrackingEvent.__table__), pending)
 
 
 def _apply_batch(app: App, batch: list[tuple[int, str]], results: list[TrackingResult], now: datetime,
