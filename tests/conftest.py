@@ -21,8 +21,6 @@ from tracker.clock import ManualClock
 from tracker.config import Config, load
 from tracker.db import open_db
 
-BACKENDS = ("sqlite", "postgresql")
-
 
 def _uses_database(metafunc: pytest.Metafunc) -> bool:
     if "app" in metafunc.fixturenames or "database_url" in metafunc.definition._fixtureinfo.argnames:
@@ -33,7 +31,7 @@ def _uses_database(metafunc: pytest.Metafunc) -> bool:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames and _uses_database(metafunc):
-        metafunc.parametrize("backend", BACKENDS, indirect=True)
+        metafunc.parametrize("backend", postgres.BACKENDS, indirect=True)
 
 
 @pytest.fixture
@@ -56,12 +54,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         _shared.close()
 
 
-def postgres_or_skip() -> None:
-    reason = postgres.unavailable()
-    if reason:
-        pytest.skip(reason)
-
-
 @pytest.fixture
 def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """An empty database for this test: a SQLite file, or the session's PostgreSQL database emptied.
@@ -71,7 +63,7 @@ def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
-    postgres_or_skip()
+    postgres.skip_unless_available()
     shared = shared_postgres()
     shared.empty()
     yield shared.url

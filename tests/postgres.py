@@ -11,13 +11,16 @@ and only the model tables are emptied; anything else open_db keeps there (alembi
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
@@ -25,6 +28,7 @@ from sqlmodel import SQLModel
 from tracker import models  # noqa: F401 - registers the tables on SQLModel.metadata
 from tracker.db import open_db
 
+BACKENDS = ("sqlite", "postgresql")
 ENV = "TRACKMAIL_TEST_POSTGRES"
 PREFIX = "pgtest_"
 
@@ -132,3 +136,30 @@ class SharedDatabase:
     def close(self) -> None:
         self._conn.close()
         drop_database(self.url)
+
+
+def skip_unless_available() -> None:
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+
+
+@contextmanager
+def database_for(backend: str, folder: Path, label: str = "") -> Iterator[str]:
+    """A database of its own for a module-scoped fixture (a long simulation shared by several tests): a SQLite
+    file in `folder`, or a fresh PostgreSQL database dropped afterwards. The shared database cannot serve: the
+    tests in between empty it."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'sim.db'}"
+        return
+    skip_unless_available()
+    with fresh_database(label) as url:
+        yield url
+
+
+def with_database(config_text: str, url: str) -> str:
+    """A config file's text pointed at `url`: the bundled [trackmail] `database = ...` line becomes
+    `database_url = "..."`, for tests that hand a config file to a subprocess or the CLI."""
+    text, count = re.subn(r'^database = .*$', f'database_url = "{url}"', config_text, count=1, flags=re.M)
+    assert count == 1, "the config has no `database = ...` line to replace"
+    return text
