@@ -34,6 +34,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", postgres.BACKENDS, indirect=True)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    """Fold the PostgreSQL skips into one summary line instead of one per test."""
+    report = yield
+    if report.skipped and isinstance(report.longrepr, tuple) and postgres.ENV in report.longrepr[2]:
+        report.longrepr = (postgres.__file__, postgres.skip_unless_available.__code__.co_firstlineno + 3,
+                           report.longrepr[2])
+    return report
+
+
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
     return getattr(request, "param", "sqlite")
