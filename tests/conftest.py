@@ -23,6 +23,8 @@ from tracker.db import open_db
 
 
 def _uses_database(metafunc: pytest.Metafunc) -> bool:
+    """`app`, or `database_url` asked for by the test or one of its fixtures other than `config` (which asks
+    only to fill in its URL: rendering tests read `config` and never open it)."""
     if "app" in metafunc.fixturenames or "database_url" in metafunc.definition._fixtureinfo.argnames:
         return True
     defs = metafunc.definition._fixtureinfo.name2fixturedefs
