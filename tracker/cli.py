@@ -309,8 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         from emails.render import TemplateError
+        from tracker.db import DatabaseError
         from tracker.schema import SchemaError, SchemaOutdated, migrate_command
 
+        if isinstance(exc, DatabaseError):
+            print(f"trackmail: database error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
         if isinstance(exc, TemplateError):
             print(f"trackmail: template error: {exc}", file=sys.stderr)
             return EXIT_PROBLEM

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, or_, select, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import event, literal_column, or_, select, update
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
 from tracker import models  # noqa: F401 - registers the tables on SQLModel.metadata
@@ -24,15 +25,75 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class DatabaseError(Exception):
+    """A database that cannot be used as configured; the CLI prints it on one line and exits with 2."""
+
+    exit_code = 2
+
+
+class UnsupportedDatabase(DatabaseError, ValueError):
+    """database_url names a database or driver trackmail does not run on."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database server cannot be reached or refuses us at start. Names host, port and database; never the
+    password, which the driver's own message may echo back in a connection string."""
+
+    def __init__(self, host: str, port: int, database: str, reason: str) -> None:
+        self.host, self.port, self.database, self.reason = host, port, database, reason
+        super().__init__(f"cannot connect to PostgreSQL at {host}:{port}, database {database!r}: {reason}")
+
+
+# Scheme spellings users write, mapped to the psycopg 3 dialect; SQLAlchemy's bare "postgresql" means psycopg2.
+_POSTGRES_SCHEMES = {"postgresql", "postgres", "postgresql+psycopg"}
+
+
+def _postgres_url(url: str) -> URL:
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
+    if parsed.drivername not in _POSTGRES_SCHEMES:
+        raise UnsupportedDatabase(f"database_url: unsupported database {parsed.drivername!r}; "
+                                  "use sqlite:///path.db or postgresql://user:password@host/database")
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+def _explain(exc: Exception, password: str | None) -> str:
+    """The driver's reason on one line, without the password even if the server or driver quoted it."""
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    return reason.replace(password, "***") if password else reason
+
+
 def make_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    """An engine for `url`: SQLite (WAL, foreign keys) or PostgreSQL through psycopg 3.
+
+    For PostgreSQL one connection is tried at once, so a wrong host or password stops the daemon at start with
+    DatabaseUnavailable instead of a traceback at the first job. The pool is sized for a daemon: four jobs,
+    the web side and the CLI rarely need more than a handful of connections; pre-ping replaces connections
+    the server closed while idle (restart, failover, idle timeout).
+    """
+    if url.startswith("sqlite"):
+        parsed = make_url(url)
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
+        return engine
+    parsed = _postgres_url(url)
+    engine = create_engine(
+        parsed,
+        pool_size=5,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_timeout=30,
+        connect_args={"connect_timeout": 10, "application_name": "trackmail"},
+    )
+    try:
+        with engine.connect():
+            pass
+    except (OperationalError, InterfaceError) as exc:
+        engine.dispose()
+        raise DatabaseUnavailable(parsed.host or "localhost", parsed.port or 5432, parsed.database or "",
+                                  _explain(exc, parsed.password)) from None
     return engine
 
 
@@ -59,10 +120,13 @@ def insert_ignore(session: Session, model: type[SQLModel], **values: Any) -> boo
         from sqlalchemy.dialects.postgresql import insert
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise RuntimeError(f"unsupported database {dialect}")
-    # the values go as parameters, not into the statement: one cached statement instead of building and
-    # caching a new one per row, the largest cost of applying a courier answer (bench/pipeline.py)
-    result = session.execute(insert(model.__table__).on_conflict_do_nothing(), values)  # type: ignore[attr-defined]
-    return result.rowcount == 1
+    # RETURNING, not rowcount: SQLAlchemy with psycopg 3 may report an INSERT's rowcount as -1, so on PostgreSQL
+    # every insert looked ignored; a row comes back only when it was inserted (SQLite has RETURNING since 3.35).
+    # The values go as parameters, not into the statement: one cached statement instead of building and caching
+    # a new one per row, the largest cost of applying a courier answer (bench/pipeline.py).
+    table = model.__table__  # type: ignore[attr-defined]
+    statement = insert(table).on_conflict_do_nothing().returning(literal_column("1"))
+    return session.execute(statement, values).first() is not None
 
 
 def claim(

@@ -132,8 +132,8 @@ def test_requests_need_an_aware_now_and_a_validity() -> None:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = open_db(f"sqlite:///{tmp_path}/t.db")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = open_db(database_url)
     yield engine
     engine.dispose()
 
@@ -273,11 +273,11 @@ def test_twenty_concurrent_issues_on_fifteen_codes_give_fifteen_distinct_codes(
     assert pool.remaining() == 0
 
 
-def test_two_daemons_on_one_database_never_share_a_code(tmp_path: Path, engine: Engine,
+def test_two_daemons_on_one_database_never_share_a_code(tmp_path: Path, database_url: str, engine: Engine,
                                                          racing: dict[str, int]) -> None:
     emails = add_emails(engine, 20)
     path = write_pool(tmp_path, 15)
-    other = open_db(f"sqlite:///{tmp_path}/t.db")  # a second daemon: its own engine, connections, pool object
+    other = open_db(database_url)  # a second daemon: its own engine, connections, pool object
     try:
         pools = (PoolCoupons(path, engine), PoolCoupons(path, other))
 

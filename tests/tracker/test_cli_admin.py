@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from emails.outbox import enqueue
 from tests.factories import REPO, T0, add_order
+from tests.postgres import with_database
 from tracker.cli import main
 from tracker.db import open_db
 from tracker.models import Email, EmailState
@@ -115,9 +116,9 @@ def test_sync_with_a_wrong_token_says_so_and_exits_1(tmp_path, shop_server, monk
 
 
 @pytest.fixture
-def demo(tmp_path):
+def demo(tmp_path, database_url):
     text = (REPO / "config.toml").read_text()
-    (tmp_path / "config.toml").write_text(text)
+    (tmp_path / "config.toml").write_text(with_database(text, database_url))
     return tmp_path
 
 

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from tests.factories import REPO
 from tests.outbox_check import duplicates, read_outbox
+from tests.postgres import with_database
 from tracker.daemon import CLOCK_KEY
 from tracker.db import open_db
 from tracker.models import Email, EmailState, Order, OrderState, Setting, Shipment
@@ -52,14 +53,14 @@ def kill_right_after_a_send(proc: subprocess.Popen, folder: Path, at_least: int)
     raise AssertionError(f"the daemon wrote only {count_mails(folder)} emails in {WAIT}s")
 
 
-def copy_config(folder: Path) -> None:
-    """The bundled config, its web pages on a free port so tests never fight over 8080."""
+def copy_config(folder: Path, database_url: str) -> None:
+    """The bundled config on the test's database, its web pages on a free port so tests never fight over 8080."""
     text = (REPO / "config.toml").read_text().replace('listen = "127.0.0.1:8080"', 'listen = "127.0.0.1:0"')
-    (folder / "config.toml").write_text(text)
+    (folder / "config.toml").write_text(with_database(text, database_url))
 
 
-def test_sigkill_mid_run_then_restart_loses_no_email_and_sends_none_twice(tmp_path):
-    copy_config(tmp_path)
+def test_sigkill_mid_run_then_restart_loses_no_email_and_sends_none_twice(tmp_path, database_url):
+    copy_config(tmp_path, database_url)
     killed_at = []
     for round_ in range(5):  # five crashes at different moments
         killed_at.append(kill_right_after_a_send(start(tmp_path), tmp_path, at_least=20 * (round_ + 1)))
@@ -80,7 +81,7 @@ def test_sigkill_mid_run_then_restart_loses_no_email_and_sends_none_twice(tmp_pa
     assert duplicates(mails) == {}, "a customer got the same email twice"
     assert all(mail.message_id and mail.ref for mail in mails), "a half-written message must never look sent"
 
-    engine = open_db(f"sqlite:///{tmp_path / 'trackmail.db'}")
+    engine = open_db(database_url)
     with Session(engine) as session:
         clock = datetime.fromisoformat(session.get_one(Setting, CLOCK_KEY).value)
         rows = list(session.execute(select(Email)).scalars())
@@ -101,8 +102,8 @@ def test_sigkill_mid_run_then_restart_loses_no_email_and_sends_none_twice(tmp_pa
     assert delivered and delivered <= delivered_mail
 
 
-def test_once_runs_each_job_once_and_exits(tmp_path):
-    copy_config(tmp_path)
+def test_once_runs_each_job_once_and_exits(tmp_path, database_url):
+    copy_config(tmp_path, database_url)
     proc = start(tmp_path, "--once")
     output, _ = proc.communicate(timeout=WAIT)
     assert proc.returncode == 0, output

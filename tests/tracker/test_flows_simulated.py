@@ -14,6 +14,7 @@ from sqlmodel import Session
 from emails.policy import customer_zone
 from tests.factories import REPO
 from tests.outbox_check import read_outbox
+from tests.postgres import BACKENDS, database_for
 from tracker.config import load
 from tracker.db import open_db
 from tracker.models import Coupon, Email, EmailState, Order, Shipment
@@ -23,19 +24,19 @@ from tracker.status import ShipmentStatus
 DAYS = 60
 
 
-@pytest.fixture(scope="module")
-def sixty_days(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def sixty_days(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("sixty")
     config = load(REPO / "config.toml")
-    url = f"sqlite:///{folder / 'sim.db'}"
-    summary = asyncio.run(simulate(config, DAYS, database_url=url, outbox_dir=folder / "outbox"))
-    engine = open_db(url)
-    with Session(engine) as session:
-        emails = list(session.execute(select(Email)).scalars())
-        orders = {o.id: o for o in session.execute(select(Order)).scalars()}
-        shipments = list(session.execute(select(Shipment)).scalars())
-        coupons = {c.email_id: c for c in session.execute(select(Coupon)).scalars()}
-    engine.dispose()
+    with database_for(request.param, folder, "sixty_") as url:
+        summary = asyncio.run(simulate(config, DAYS, database_url=url, outbox_dir=folder / "outbox"))
+        engine = open_db(url)
+        with Session(engine) as session:
+            emails = list(session.execute(select(Email)).scalars())
+            orders = {o.id: o for o in session.execute(select(Order)).scalars()}
+            shipments = list(session.execute(select(Shipment)).scalars())
+            coupons = {c.email_id: c for c in session.execute(select(Coupon)).scalars()}
+        engine.dispose()
     return config, summary, emails, orders, shipments, coupons, folder / "outbox"
 
 

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from tests.factories import REPO
 from tests.outbox_check import duplicates, read_outbox
+from tests.postgres import BACKENDS, database_for
 from tracker.cli import main
 from tracker.config import EMAIL_KINDS
 from tracker.db import open_db
@@ -19,16 +20,16 @@ from tracker.simulate import simulate
 from tracker.status import ShipmentStatus
 
 
-@pytest.fixture(scope="module")
-def thirty_days(tmp_path_factory):
-    """One 30-day simulation of the bundled config, shared by the assertions below."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def thirty_days(request, tmp_path_factory):
+    """One 30-day simulation of the bundled config per database, shared by the assertions below."""
     from tracker.config import load
 
     folder = tmp_path_factory.mktemp("sim")
     config = load(REPO / "config.toml")
-    url = f"sqlite:///{folder / 'sim.db'}"
-    summary = asyncio.run(simulate(config, 30, database_url=url, outbox_dir=folder / "outbox"))
-    return config, url, folder / "outbox", summary
+    with database_for(request.param, folder, "sim_") as url:
+        summary = asyncio.run(simulate(config, 30, database_url=url, outbox_dir=folder / "outbox"))
+        yield config, url, folder / "outbox", summary
 
 
 def test_thirty_days_produce_every_email_kind(thirty_days):
