@@ -221,6 +221,15 @@ def cached_database(shipments: int, rebuild: bool) -> Path:
         build(partial, shipments, datetime.now(UTC))
         partial.replace(path)
         print(f"built {path.name} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    else:  # built by an older version: upgrade it as `trackmail migrate` would, rather than build it again
+        from tracker.db import make_engine
+        from tracker.schema import upgrade
+
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
     return path
 
 

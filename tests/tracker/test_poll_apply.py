@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from carriers.base import CarrierEvent, TrackingResult
 from tests.factories import T0, add_order, add_shipment
+from tests.postgres import database_for
 from tracker.models import Email, Shipment, TrackingEvent
 from tracker.poll import poll_shipments
 from tracker.status import ShipmentStatus
@@ -75,14 +76,15 @@ def test_a_poll_of_many_one_number_answers_commits_once_and_reads_in_bulk(app):
     assert seen["selects"] <= 7  # pause check, claim, claimed rows, shipments, their events, orders, customers
 
 
-def test_the_reads_do_not_grow_with_the_number_of_parcels(app, config, clock):
+def test_the_reads_do_not_grow_with_the_number_of_parcels(app, config, clock, backend, tmp_path):
     few = polled(app, 3)
     from tracker.app import App
     from tracker.db import open_db
 
-    other = App.create(config, clock, engine=open_db(config.database_url.replace("test.db", "more.db")))
-    try:
-        many = polled(other, 30)
-    finally:
-        other.engine.dispose()
+    with database_for(backend, tmp_path, "more") as url:  # a second, empty database
+        other = App.create(config, clock, engine=open_db(url))
+        try:
+            many = polled(other, 30)
+        finally:
+            other.engine.dispose()
     assert many == few
