@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,8 @@ TEXT_REFINEMENTS: dict[str, ShipmentStatus] = {
     "loaded onto the delivery vehicle": S.OUT_FOR_DELIVERY,
     "out for delivery": S.OUT_FOR_DELIVERY,
 }
+# Most texts hold none of the phrases: one search in C says so before the loop that picks which one (in order).
+ANY_REFINEMENT = re.compile("|".join(re.escape(phrase) for phrase in TEXT_REFINEMENTS)).search
 
 # ── Countries with exactly one time zone (IANA zone.tab; DE's Busingen keeps Berlin's offsets) ─────────────────
 # Offset-less DHL times in these countries are read as local time there; anywhere else as UTC.
@@ -138,6 +141,7 @@ def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str
 
 
 @functools.cache
+@functools.cache  # a handful of countries, looked up for every offset-less event
 def _zone(country: str) -> ZoneInfo | None:
     name = COUNTRY_ZONES.get(country)
     if name is None:
@@ -172,6 +176,8 @@ def _refined(code: str, description: str, short: str) -> ShipmentStatus:
     the same (DHL often repeats it). No phrase holds a line break, so none can match across the two."""
     folded = description.casefold()
     other = short.casefold() if short != description else ""
+    if not ANY_REFINEMENT(folded) and not (other and ANY_REFINEMENT(other)):
+        return STATUS_CODES.get(code, S.UNKNOWN)
     for phrase, refined in TEXT_REFINEMENTS.items():
         if phrase in folded or (other and phrase in other):
             return refined
