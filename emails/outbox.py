@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
@@ -29,7 +30,7 @@ from emails.render import Renderer, TemplateError
 from emails.send import Message, PermanentSendError, Sender, TransientSendError
 from tracker.clock import as_measured_by, system_clock
 from tracker.config import EMAIL_KINDS, MARKETING_KINDS, Config
-from tracker.db import claim, insert_ignore
+from tracker.db import claim, insert_ignore, insert_ignore_many
 from tracker.models import (
     Coupon,
     Customer,
@@ -61,7 +62,7 @@ def message_id(key: str, order: Order, sender: str) -> str:
     return f"<{digest}@{domain}>"
 
 
-def enqueue(
+def email_row(
     session: Session,
     config: Config,
     kind: str,
@@ -74,40 +75,50 @@ def enqueue(
     flow: str = "",
     step: int = 0,
     marketing: bool | None = None,
-) -> bool:
-    """Plan one email in the caller's transaction. True if it is new; planning it again does nothing.
-
-    History imported when a shop was connected emails nobody: `notify` defaults to the shipment's (or the
-    order's) flag."""
+) -> dict[str, Any] | None:
+    """The row that plans one email, or None when this email is not to be sent at all. History imported when
+    a shop was connected emails nobody: `notify` defaults to the shipment's (or the order's) flag."""
     if notify is None:
         notify = shipment.notify if shipment is not None else order.notify
     switched_off = kind in EMAIL_KINDS and kind not in config.emails.enabled
     if switched_off or not notify or order.state is OrderState.CANCELLED:
-        return False
+        return None
     if order.shop not in config.shops:
         log.error("order %s belongs to shop %r, which is no longer in the config: no %s email",
                   order.number, order.shop, kind)
-        return False
+        return None
     customer = session.get_one(Customer, order.customer_id)
     key = idempotency_key(kind, order, shipment, flow, step)
-    return insert_ignore(
-        session,
-        Email,
-        idempotency_key=key,
-        message_id=message_id(key, order, config.shops[order.shop].sender),
-        kind=kind,
-        shop=order.shop,
-        order_id=order.id,
-        shipment_id=shipment.id if shipment is not None else None,
-        customer_id=customer.id,
-        to_address=customer.email,
-        state=EmailState.QUEUED,
-        created_at=now,
-        due_at=due_at or now,
-        marketing=kind in MARKETING_KINDS if marketing is None else marketing,
-        flow=flow,
-        step=step,
-    )
+    return {
+        "idempotency_key": key,
+        "message_id": message_id(key, order, config.shops[order.shop].sender),
+        "kind": kind,
+        "shop": order.shop,
+        "order_id": order.id,
+        "shipment_id": shipment.id if shipment is not None else None,
+        "customer_id": customer.id,
+        "to_address": customer.email,
+        "state": EmailState.QUEUED,
+        "created_at": now,
+        "due_at": due_at or now,
+        "marketing": kind in MARKETING_KINDS if marketing is None else marketing,
+        "flow": flow,
+        "step": step,
+    }
+
+
+def enqueue(session: Session, config: Config, kind: str, order: Order, *, now: datetime,
+            shipment: Shipment | None = None, due_at: datetime | None = None, notify: bool | None = None,
+            flow: str = "", step: int = 0, marketing: bool | None = None) -> bool:
+    """Plan one email in the caller's transaction. True if it is new; planning it again does nothing."""
+    row = email_row(session, config, kind, order, now=now, shipment=shipment, due_at=due_at, notify=notify,
+                    flow=flow, step=step, marketing=marketing)
+    return row is not None and insert_ignore(session, Email, **row)
+
+
+def enqueue_rows(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Plan many emails (rows from `email_row`) in one statement; how many were new."""
+    return insert_ignore_many(session, Email, rows, "idempotency_key") if rows else 0
 
 
 def cancel_for_order(session: Session, order: Order, now: datetime) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlmodel import Session
 
 from carriers.base import AuthError, CarrierError, Courier, ResponseError, TrackingResult
-from emails.outbox import enqueue
+from emails.outbox import email_row, enqueue, enqueue_rows
 from tracker.app import App
 from tracker.budget import (
     Budget,
@@ -68,8 +68,23 @@ def _error_delay(failures: int) -> timedelta:
     return ERROR_BACKOFF[min(failures, len(ERROR_BACKOFF)) - 1]
 
 
+@dataclass
+class Pending:
+    """Rows a batch applied in one transaction inserts at its end, one statement per table: a statement per
+    parcel cost more than the rest of applying an answer (bench/pipeline.py, on PostgreSQL most of all)."""
+
+    events: list[dict] = field(default_factory=list)
+    emails: list[dict] = field(default_factory=list)
+
+    def insert(self, session: Session) -> int:
+        """Insert what is pending; how many of the emails were new."""
+        if self.events:
+            session.execute(insert(TrackingEvent.__table__), self.events)
+        return enqueue_rows(session, self.emails)
+
+
 def _store_events(session: Session, shipment: Shipment, transition: Transition, now: datetime,
-                  pending: list[dict] | None) -> None:
+                  pending: Pending | None) -> None:
     """Plain rows, inserted at once, or added to `pending` for the caller to insert with the rest of its
     batch: building a TrackingEvent object per event, or a statement per parcel, cost more than the rest of
     applying an answer (bench/pipeline.py profile)."""
@@ -84,16 +99,17 @@ def _store_events(session: Session, shipment: Shipment, transition: Transition, 
                      "description": event.description, "location": event.location, "recorded_at": now,
                      "applied": not reason, "note": reason})
     if pending is not None:
-        pending += rows
+        pending.events += rows
     elif rows:
         session.execute(insert(TrackingEvent.__table__), rows)
 
 
 def apply_result(app: App, session: Session, shipment: Shipment, result: TrackingResult, now: datetime,
-                 seen: set[tuple] | None = None, pending: list[dict] | None = None) -> str | None:
+                 seen: set[tuple] | None = None, pending: Pending | None = None) -> str | None:
     """Apply one courier answer to one shipment; returns the email kind planned, if any. `seen`: the keys of
     its stored events, when the caller read them for a whole batch at once (else they are read here);
-    `pending`: where to put its new event rows when the caller inserts a whole batch's at once."""
+    `pending`: where its new event and email rows go when the caller inserts a whole batch's at once (the
+    kind is then returned as planned, and the caller counts which emails were new)."""
     shipment.claimed_until = None
     if result.error is not None:
         _failed(shipment, result.error, now)
@@ -119,7 +135,12 @@ def apply_result(app: App, session: Session, shipment: Shipment, result: Trackin
         shipment.signed_by = result.signed_by or shipment.signed_by
         if transition.notify:
             order = session.get_one(Order, shipment.order_id)
-            if enqueue(session, app.config, transition.notify, order, now=now, shipment=shipment):
+            if pending is not None:
+                row = email_row(session, app.config, transition.notify, order, now=now, shipment=shipment)
+                if row is not None:
+                    pending.emails.append(row)
+                    notify = transition.notify
+            elif enqueue(session, app.config, transition.notify, order, now=now, shipment=shipment):
                 notify = transition.notify
     _expire_if_silent(app, shipment, now)
     delay = next_poll_delay(ShipmentState(shipment.status, shipment.last_event_at), now)
@@ -273,7 +294,7 @@ def _apply_each(app: App, session: Session, batch: list[tuple[int, str]], result
     """`isolate`: each shipment in its own savepoint, a failure recorded on its shipment; else a failure
     raises and the caller rolls everything back."""
     shipments, seen, _kept = _preload(session, batch, results)
-    pending: list[dict] = []  # together: every new event row of the batch in one statement
+    pending = Pending()  # together: the batch's new events and emails in one statement each
     for (shipment_id, number), result in zip(batch, results, strict=True):
         shipment = shipments.get(shipment_id) or session.get_one(Shipment, shipment_id)
         before = shipment.status
@@ -281,8 +302,7 @@ def _apply_each(app: App, session: Session, batch: list[tuple[int, str]], result
             report.failed += 1
             report.errors.append(str(result.error))
         if not isolate:
-            planned = apply_result(app, session, shipment, result, now, seen[shipment_id], pending)
-            report.emails_planned += planned is not None
+            apply_result(app, session, shipment, result, now, seen[shipment_id], pending)
         else:
             try:
                 with session.begin_nested():  # one bad answer (a naive time, a vanished shop) stays its own
@@ -298,8 +318,7 @@ def _apply_each(app: App, session: Session, batch: list[tuple[int, str]], result
                 report.errors.append(f"{number}: {exc!r}")
         report.changed += shipment.status != before
         report.polled += 1
-    if pending:
-        session.execute(insert(TrackingEvent.__table__), pending)
+    report.emails_planned += pending.insert(session)
 
 
 def _apply_batch(app: App, batch: list[tuple[int, str]], results: list[TrackingResult], now: datetime,
