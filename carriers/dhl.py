@@ -38,7 +38,7 @@ import functools
 import json
 import re
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -103,6 +103,8 @@ COUNTRY_ZONES: dict[str, str] = {
     "AE": "Asia/Dubai", "HK": "Asia/Hong_Kong", "IL": "Asia/Jerusalem", "IN": "Asia/Kolkata",
     "JP": "Asia/Tokyo", "KR": "Asia/Seoul", "SG": "Asia/Singapore",
 }
+
+NAIVE_EPOCH, UTC_EPOCH, ZERO = datetime(1970, 1, 1), datetime(1970, 1, 1, tzinfo=UTC), timedelta(0)
 
 DEFAULT_BASE_URL = "https://api-eu.dhl.com"
 # Published default rate limit (calls per day and per second): https://developer.dhl.com/getting-started/get-a-higher-rate-limit
@@ -234,17 +236,18 @@ def _quick_event(raw: Any, home_country: str | None) -> CarrierEvent | None:
     except ValueError:
         return None
     if moment.tzinfo is None:  # what to_utc does, minus attaching the zone only to convert it away
-        zone = (country or home_country) and _zone(country or home_country)
-        at = (moment - zone.utcoffset(moment) if zone else moment).replace(tzinfo=UTC)
+        zone = _zone(country or home_country) if country or home_country else None
+        # arithmetic from an aware epoch, not datetime.replace(tzinfo=...), which costs several times as much
+        at = UTC_EPOCH + (moment - NAIVE_EPOCH - (zone.utcoffset(moment) if zone else ZERO))
     else:
         at = moment.astimezone(UTC)
-    return CarrierEvent(
-        at=at,
-        status=_refined(code, description, short) if code in REFINED_CODES else STATUS_CODES.get(code, S.UNKNOWN),
-        code=code,
-        description=(description or short).strip(),
-        location=f"{locality}, {country}" if locality and country else locality or country or "",
-    )
+    if code in REFINED_CODES:
+        status = _refined(code, description, short)
+    else:
+        status = STATUS_CODES.get(code, S.UNKNOWN)
+    # positional: the five fields in their declared order (at, status, code, description, location)
+    return CarrierEvent(at, status, code, (description or short).strip(),
+                        f"{locality}, {country}" if locality and country else locality or country or "")
 
 
 def _checked_event(raw: Any, home_country: str | None, what: str = "event") -> CarrierEvent:
