@@ -217,21 +217,24 @@ class Outbox:
         report.errors.append(str(error))
         self._finish(engine, email_id, state=EmailState.HELD, last_error=str(error))
 
-    def _still_ours(self, engine: Engine, email_id: int, claimed_until: datetime | None) -> bool:
-        """Renew this worker's lease just before the transport, and only if it is still this worker's: a
-        slow batch whose lease ran out must not send what another daemon has since claimed."""
-        if claimed_until is None:
-            return True
+    def _keep_lease(self, engine: Engine, email_id: int, claimed_until: datetime) -> datetime | None:
+        """This worker's lease on the email, renewed; None when it ran out and another worker has since claimed
+        the email: a slow batch must neither send it nor decide its fate (skip, defer, coupon, retry)."""
+        renewed = self.clock() + self.lease()
         with Session(engine) as session:
             result = session.execute(
                 update(Email).where(Email.id == email_id, Email.state == EmailState.QUEUED,
                                     Email.claimed_until == claimed_until)
-                .values(claimed_until=self.clock() + self.lease()))
+                .values(claimed_until=renewed))
             session.commit()
-        return result.rowcount == 1
+        return renewed if result.rowcount == 1 else None
 
     async def send_one(self, engine: Engine, email_id: int, now: datetime, report: SendReport,
                        claimed_until: datetime | None = None) -> None:
+        """`claimed_until`: this worker's lease, checked before deciding anything and again before the
+        transport (None: the caller holds no lease, e.g. a retry by hand)."""
+        if claimed_until is not None and (claimed_until := self._keep_lease(engine, email_id, claimed_until)) is None:
+            return self._taken_over(email_id)
         decision = self._decide(engine, email_id, now)
         if decision.action == "defer":
             report.deferred += 1
@@ -251,10 +254,8 @@ class Outbox:
                 session.commit()
         except TemplateError as exc:
             return self._hold(engine, email_id, exc, report)
-        if not self._still_ours(engine, email_id, claimed_until):
-            log.warning("email %s was taken over by another worker (its lease ran out); not sending it here",
-                        email_id)
-            return None
+        if claimed_until is not None and self._keep_lease(engine, email_id, claimed_until) is None:
+            return self._taken_over(email_id)
         name = f"{email_id:07d}-{prepared.kind}"
         try:
             sender = self.shop_senders.get(prepared.shop, self.sender)
@@ -272,6 +273,10 @@ class Outbox:
             return self._finish(engine, email_id, state=EmailState.DEAD, last_error=str(exc))
         report.sent += 1
         self._finish(engine, email_id, state=EmailState.SENT, sent_at=now, provider_id=provider_id, last_error="")
+
+    @staticmethod
+    def _taken_over(email_id: int) -> None:
+        log.warning("email %s was taken over by another worker (its lease ran out); not sending it here", email_id)
 
     def _retry(self, engine: Engine, email_id: int, now: datetime, error: str, report: SendReport) -> None:
         with Session(engine) as session:

@@ -11,10 +11,10 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlmodel import Session
 
-from emails.outbox import SendReport, cancel_for_order, enqueue, release_held
+from emails.outbox import SendReport, cancel_for_order, enqueue, release_held, suppress
 from emails.send import Message, PermanentSendError, TransientSendError
 from tests.factories import T0, add_order, add_shipment
-from tracker.models import Coupon, Email, EmailState, OrderState
+from tracker.models import Coupon, Email, EmailState, OrderState, SuppressionScope
 
 
 def plan(app, kind="order_confirmation", **order_fields):
@@ -231,3 +231,17 @@ def test_a_coupon_is_minted_once_per_email_even_when_sending_is_retried(app):
         coupons = list(session.execute(select(Coupon)).scalars())
     assert len(coupons) == 1
     assert coupons[0].code in outbox_files(app)[0].read_text()
+
+
+def test_a_worker_whose_lease_ran_out_decides_nothing_about_what_another_took_over(app):
+    plan(app)
+    with Session(app.engine) as session:  # worker B holds it now; worker A's batch is late
+        session.execute(update(Email).values(claimed_until=T0 + timedelta(minutes=11)))
+        session.commit()
+    # the customer unsubscribed meanwhile: A, judging alone, would mark the email skipped under B's lease
+    suppress(app.engine, emails(app)[0].to_address, SuppressionScope.ALL, "complaint", "test", T0)
+    report = SendReport()
+    asyncio.run(app.outbox.send_one(app.engine, 1, T0, report, claimed_until=T0 + timedelta(minutes=5)))
+    [row] = emails(app)
+    assert (row.state, row.due_at, row.claimed_until) == (EmailState.QUEUED, T0, T0 + timedelta(minutes=11))
+    assert report == SendReport()
