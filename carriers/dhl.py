@@ -142,7 +142,6 @@ def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str
     return value
 
 
-@functools.cache
 @functools.cache  # a handful of countries, looked up for every offset-less event
 def _zone(country: str) -> ZoneInfo | None:
     name = COUNTRY_ZONES.get(country)
