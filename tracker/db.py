@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import event, literal_column, or_, select, update
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
 from tracker import models  # noqa: F401 - registers the tables on SQLModel.metadata
@@ -35,6 +35,10 @@ class UnsupportedDatabase(DatabaseError, ValueError):
     """database_url names a database or driver trackmail does not run on."""
 
 
+class InvalidDatabaseUrl(DatabaseError, ValueError):
+    """database_url cannot be read as a URL (e.g. a port that is not a number)."""
+
+
 class DatabaseUnavailable(DatabaseError):
     """The database server cannot be reached or refuses us at start. Names host, port and database; never the
     password, which the driver's own message may echo back in a connection string."""
@@ -45,11 +49,21 @@ class DatabaseUnavailable(DatabaseError):
 
 
 # Scheme spellings users write, mapped to the psycopg 3 dialect; SQLAlchemy's bare "postgresql" means psycopg2.
-_POSTGRES_SCHEMES = {"postgresql", "postgres", "postgresql+psycopg"}
+_POSTGRES_SCHEMES = {"postgresql", "postgresql+psycopg"}  # postgres:// is rewritten to postgresql:// first
+
+
+def _parse(url: str) -> URL:
+    """`make_url`, with its errors typed; they never quote the URL, which may hold a password."""
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        kind = "a port that is not a number" if isinstance(exc, ValueError) else "not a database URL"
+        raise InvalidDatabaseUrl(f"database_url: {kind}; expected sqlite:///path.db or "
+                                 "postgresql://user:password@host:5432/database") from None
 
 
 def _postgres_url(url: str) -> URL:
-    parsed = make_url(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
+    parsed = _parse(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
     if parsed.drivername not in _POSTGRES_SCHEMES:
         raise UnsupportedDatabase(f"database_url: unsupported database {parsed.drivername!r}; "
                                   "use sqlite:///path.db or postgresql://user:password@host/database")
@@ -71,7 +85,7 @@ def make_engine(url: str) -> Engine:
     the server closed while idle (restart, failover, idle timeout).
     """
     if url.startswith("sqlite"):
-        parsed = make_url(url)
+        parsed = _parse(url)
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False})

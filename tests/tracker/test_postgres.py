@@ -13,7 +13,7 @@ from tests import postgres
 from tests.factories import REPO
 from tests.postgres import with_database
 from tracker.cli import main
-from tracker.db import DatabaseUnavailable, UnsupportedDatabase, make_engine
+from tracker.db import DatabaseUnavailable, InvalidDatabaseUrl, UnsupportedDatabase, make_engine
 
 SECRET = "s3cret-Pa55word"
 
@@ -37,6 +37,14 @@ def test_an_unreachable_server_names_host_port_and_database_but_not_the_password
 def test_another_database_is_refused_by_name():
     with pytest.raises(UnsupportedDatabase, match="'mysql'"):
         make_engine(f"mysql://shop:{SECRET}@db.example/trackmail")
+
+
+@pytest.mark.parametrize("url", ["postgresql://shop:s3cret-pw@db.example:fivefour/trackmail",
+                                 "postgresql:/shop:s3cret-pw@"])
+def test_a_url_that_cannot_be_read_is_a_typed_error_without_the_password(url):
+    with pytest.raises(InvalidDatabaseUrl, match="database_url") as caught:
+        make_engine(url)
+    assert "s3cret-pw" not in str(caught.value)
 
 
 def test_the_daemon_stops_with_exit_code_2_and_one_line_when_the_database_is_unreachable(tmp_path, capsys,
