@@ -197,7 +197,8 @@ def _claim(app: App, now: datetime) -> Work:
             if paused_until(session, name, now) is None:
                 budget = budget_of(courier)
                 budgeted = budget.per_day is not None
-                items = (_claim_budgeted(session, name, budget, now, lease, _rounds(app, session, name, now))
+                items = (_claim_budgeted(session, name, budget, now, lease, _rounds(app, session, name, now),
+                                         real_lease=app.config.schedule.lease or LEASE)
                          if budgeted else _claim_due(session, name, now, lease))
                 if items:
                     session.execute(update(Shipment).where(Shipment.id.in_([i for i, _n in items]))
@@ -233,13 +234,15 @@ def _claim_due(session: Session, account: str, now: datetime, lease: timedelta) 
 
 
 def _claim_budgeted(session: Session, account: str, budget: Budget, now: datetime, lease: timedelta = LEASE,
-                    rounds: Rounds | None = None) -> list[tuple[int, str]]:
-    """As many calls as the budget allows now, each filled to the courier's batch size, best shipments first."""
+                    rounds: Rounds | None = None, real_lease: timedelta = LEASE) -> list[tuple[int, str]]:
+    """As many calls as the budget allows now, each filled to the courier's batch size, best shipments first.
+    `lease` is in the jobs' clock; `real_lease` is the same lease in real seconds, which the per-second pacing
+    of carriers/http.py counts in."""
     assert budget.per_day is not None
     used = lock_calls(session, account, now)
     calls = allowance(budget.per_day, used, now)
     if budget.per_second:  # no more than the in-memory limiter lets through while the lease lasts
-        calls = min(calls, max(1, int(budget.per_second * LEASE.total_seconds() / 2)))
+        calls = min(calls, max(1, int(budget.per_second * real_lease.total_seconds() / 2)))
     if calls <= 0:
         return []
     rows = session.execute(
