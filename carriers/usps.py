@@ -280,11 +280,11 @@ class UspsCourier:
         self.concurrency = limits.concurrency
         self._credentials = {"client_id": client_id, "client_secret": client_secret,
                              "grant_type": "client_credentials"}
-        self._http = Http(name, make_client(base_url, transport=transport), limits, retry)
+        self.http = Http(name, make_client(base_url, transport=transport), limits, retry)
         self._token = OAuthToken(self._fetch_token)
 
     async def _fetch_token(self) -> tuple[str, float]:
-        response = await self._http.request("POST", "/oauth2/v3/token", json=self._credentials, ok=frozenset({400}))
+        response = await self.http.request("POST", "/oauth2/v3/token", json=self._credentials, ok=frozenset({400}))
         if response.status_code == 400:
             raise AuthError("USPS refused the client credentials; check client_id/client_secret in config.toml",
                             source=self.name, status_code=400, body=response.text)
@@ -307,7 +307,7 @@ class UspsCourier:
         path = f"/tracking/v3/tracking/{quote(number, safe='')}"
 
         async def call(bearer: str) -> httpx.Response:
-            return await self._http.request("GET", path, tracking_number=number, ok=_READ_STATUSES,
+            return await self.http.request("GET", path, tracking_number=number, ok=_READ_STATUSES,
                                             params={"expand": "DETAIL"}, headers={"Authorization": f"Bearer {bearer}"})
 
         try:
@@ -334,7 +334,7 @@ class UspsCourier:
         return f"https://tools.usps.com/go/TrackConfirmAction?tLabels={quote(number, safe='')}"
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self.http.aclose()
 
 
 def courier_from_settings(account: AccountSettings, clock: Clock) -> UspsCourier:

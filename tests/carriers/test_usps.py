@@ -17,6 +17,7 @@ from carriers.base import AuthError, ResponseError, TrackingResult, TransientErr
 from carriers.http import Limits, RetryPolicy
 from carriers.usps import STATUS_CATEGORIES, STATUS_CODES, UspsCourier, parse_error, parse_tracking
 from tests.doubles import Sleeps
+from tracker.budget import budget_of
 from tracker.config import AccountSettings
 from tracker.settings import ConfigError, Section
 from tracker.status import ShipmentStatus
@@ -168,7 +169,7 @@ def test_requests_have_the_documented_shape():
 def test_the_defaults_are_the_production_host_and_the_published_quota():
     courier = UspsCourier(client_id="a", client_secret="b")
     try:
-        assert str(courier._http.client.base_url).rstrip("/") == "https://apis.usps.com"
+        assert str(courier.http.client.base_url).rstrip("/") == "https://apis.usps.com"
         assert courier.batch_size == 1 and courier.concurrency == 1
         assert usps.DEFAULT_LIMITS == Limits(concurrency=1, per_second=0.5, per_day=1400)
         assert courier.tracking_url("9400 1") == "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400%201"
@@ -445,7 +446,7 @@ def test_courier_from_settings_reads_its_keys_and_resolves_secrets(monkeypatch):
     courier = usps.courier_from_settings(account(client_id="cid", client_secret="${USPS_SECRET}",
                                                  base_url=f"{BASE}/", per_second=2.0, per_day=500), clock=None)
     assert courier.name == "usps-main" and courier.concurrency == 1
-    assert courier._http.limits == Limits(concurrency=1, per_second=2.0, per_day=500)
+    assert courier.http.limits == Limits(concurrency=1, per_second=2.0, per_day=500)
     token = token_route()
     tracking_route(DELIVERED_NUMBER, ok(DELIVERED))
     track([DELIVERED_NUMBER], courier)
@@ -455,8 +456,9 @@ def test_courier_from_settings_reads_its_keys_and_resolves_secrets(monkeypatch):
 def test_courier_from_settings_defaults_to_the_published_limits():
     courier = usps.courier_from_settings(account(client_id="cid", client_secret="sec"), clock=None)
     try:
-        assert courier._http.limits == usps.DEFAULT_LIMITS
-        assert str(courier._http.client.base_url).rstrip("/") == usps.DEFAULT_BASE_URL
+        assert courier.http.limits == usps.DEFAULT_LIMITS
+        assert budget_of(courier).per_day == usps.DEFAULT_LIMITS.per_day  # the poller's shared day budget sees it
+        assert str(courier.http.client.base_url).rstrip("/") == usps.DEFAULT_BASE_URL
     finally:
         asyncio.run(courier.aclose())
 
