@@ -21,6 +21,7 @@ from emails.outbox import enqueue
 from emails.policy import customer_zone
 from emails.send import Message, SendError
 from tracker.app import App, stored_setting, swap_setting
+from tracker.config import ShopSettings
 from tracker.digest import PROBLEM_OF_STATUS, ProblemShipment, build_digest, classify
 from tracker.estimates import History, Lane, check_delay, estimate_delivery
 from tracker.models import Customer, Order, Shipment, TrackingEvent
@@ -156,21 +157,31 @@ async def send_digests(app: App, now: datetime, report: WatchReport) -> None:
             continue
         if not swap_setting(app.engine, setting, stored, now.isoformat()):
             continue  # another daemon is sending today's digest
-        with Session(app.engine) as session:
-            digest = build_digest(shop.name, _problems(session, key, last), now)
-        if digest is not None:
-            message = Message(message_id=f"<digest-{key}-{local.date()}@trackmail.invalid>", sender=shop.sender,
-                              to=recipient, subject=digest.subject, html=digest.html, text=digest.text, date=now,
-                              kind="merchant_digest", shop=key,
-                              headers={"X-Trackmail-Ref": f"merchant_digest:shop:{key}:{local.date()}"})
-            sender = app.outbox.shop_senders.get(key, app.outbox.sender)
-            try:
-                await sender.send(message, f"digest-{key}-{local.date()}")
-            except SendError as exc:
-                report.errors.append(f"digest for {key}: {exc}")
-                swap_setting(app.engine, setting, now.isoformat(), stored)  # tried again on the next run
-                continue
-            report.digests += 1
+        try:
+            sent = await _send_digest(app, key, shop, recipient, last, local, now)
+        except BaseException as exc:  # not sent: the claim on today is given back, so the next run tries again
+            swap_setting(app.engine, setting, now.isoformat(), stored)
+            if not isinstance(exc, SendError):
+                raise
+            report.errors.append(f"digest for {key}: {exc}")
+            continue
+        report.digests += sent
+
+
+async def _send_digest(app: App, key: str, shop: ShopSettings, recipient: str, last: datetime, local: datetime,
+                       now: datetime) -> int:
+    """Build and send one shop's digest; 0 when there is nothing to report."""
+    with Session(app.engine) as session:
+        digest = build_digest(shop.name, _problems(session, key, last), now)
+    if digest is None:
+        return 0
+    message = Message(message_id=f"<digest-{key}-{local.date()}@trackmail.invalid>", sender=shop.sender,
+                      to=recipient, subject=digest.subject, html=digest.html, text=digest.text, date=now,
+                      kind="merchant_digest", shop=key,
+                      headers={"X-Trackmail-Ref": f"merchant_digest:shop:{key}:{local.date()}"})
+    sender = app.outbox.shop_senders.get(key, app.outbox.sender)
+    await sender.send(message, f"digest-{key}-{local.date()}")
+    return 1
 
 
 async def watch_shipments(app: App, now: datetime) -> WatchReport:
@@ -179,12 +190,16 @@ async def watch_shipments(app: App, now: datetime) -> WatchReport:
     if now - datetime.fromisoformat(stored) < EVERY or not swap_setting(app.engine, "watch:last_run", stored,
                                                                           now.isoformat()):
         return report  # ran within the hour, here or in another daemon
-    with Session(app.engine) as session:
-        learned_at, history = app.cache.get("history", (None, None))
-        if learned_at is None or now - learned_at >= RELEARN_EVERY:
-            history = load_history(session)
-            app.cache["history"] = (now, history)
-        flag_delays(app, session, history, now, report)
-        session.commit()
+    try:
+        with Session(app.engine) as session:
+            learned_at, history = app.cache.get("history", (None, None))
+            if learned_at is None or now - learned_at >= RELEARN_EVERY:
+                history = load_history(session)
+                app.cache["history"] = (now, history)
+            flag_delays(app, session, history, now, report)
+            session.commit()
+    except BaseException:  # the hour is given back: the next tick tries again instead of an hour later
+        swap_setting(app.engine, "watch:last_run", now.isoformat(), stored)
+        raise
     await send_digests(app, now, report)
     return report

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -54,3 +56,18 @@ def test_the_digest_reads_only_parcels_that_need_a_person(app):
         problems = list(watch._problems(session, "demo", T0 - timedelta(days=1)))
     assert sorted((p.tracking_number, p.problem) for p in problems) == [("SB0001", "exception"), ("SB0002", "delayed")]
     assert {p.detail for p in problems if p.problem == "delayed"} == {"no courier news for 5 days"}
+
+
+def test_a_watch_run_that_fails_gives_its_hour_back_so_the_next_tick_tries_again(app, monkeypatch):
+    calls = []
+
+    def failing(*_args):
+        calls.append("failed")
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr(watch, "flag_delays", failing)
+    with pytest.raises(RuntimeError):
+        asyncio.run(watch.watch_shipments(app, T0))
+    monkeypatch.setattr(watch, "flag_delays", lambda *_args: calls.append("ran"))
+    asyncio.run(watch.watch_shipments(app, T0 + timedelta(minutes=5)))  # not an hour later
+    assert calls == ["failed", "ran"]
