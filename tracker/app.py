@@ -137,7 +137,9 @@ class App:
     def worker(self) -> str:
         """This process's name on the leases it holds (host, pid and a random part: two apps in one test
         process are two workers)."""
-        return self.cache.setdefault("worker", f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}")
+        if "worker" not in self.cache:  # made once: it is read on every claim, renewal and release
+            self.cache["worker"] = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        return self.cache["worker"]
 
     async def aclose(self) -> None:
         senders = {id(s): s for s in [self.outbox.sender, *self.outbox.shop_senders.values(),

@@ -257,7 +257,8 @@ def _claim_budgeted(session: Session, account: str, budget: Budget, now: datetim
     ranked = rank(facts.items(), now, rounds)
     worth = sum(worth_a_call(facts[key], now, rounds) for key in ranked)  # they rank first
     spend = max(math.ceil(worth / budget.batch_size), unbanked(budget.per_day, used, now))  # in calls
-    chosen = ranked[:min(spend, calls) * budget.batch_size]  # a call that goes anyway carries a full batch
+    # a call that goes anyway carries a full batch; no more per tick than an uncapped account's claim
+    chosen = ranked[:min(min(spend, calls) * budget.batch_size, CLAIM_LIMIT)]
     if not chosen:
         return []
     claimed = set(session.execute(

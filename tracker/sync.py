@@ -206,11 +206,14 @@ async def _keep_lease(app: App, account: str) -> None:
     every = (lease / as_measured_by(app.clock, timedelta(seconds=1))) / 3  # in real seconds
     while True:
         await asyncio.sleep(every)
-        with Session(app.engine) as session:
-            session.execute(update(FeedCursor)
-                            .where(FeedCursor.marketplace == account, FeedCursor.claimed_by == app.worker)
-                            .values(claimed_until=app.clock() + lease))
-            session.commit()
+        try:
+            with Session(app.engine) as session:
+                session.execute(update(FeedCursor)
+                                .where(FeedCursor.marketplace == account, FeedCursor.claimed_by == app.worker)
+                                .values(claimed_until=app.clock() + lease))
+                session.commit()
+        except Exception:  # a database blip: try again next time round; the store checks the lease anyway
+            log.warning("%s: could not renew the feed lease; trying again", account, exc_info=True)
 
 
 async def _read(app: App, account: str, feed: Marketplace, since: datetime) -> FeedBatch:
