@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from carriers import aftership, detect, dhl, fedex, orderfile, sandbox, shopify, ups, usps, woocommerce
 from carriers.base import Courier, Marketplace
 from tracker.clock import Clock
-from tracker.config import AccountSettings
+from tracker.settings import Section
 
-CourierFactory = Callable[[AccountSettings, Clock], Courier]
-MarketplaceFactory = Callable[[AccountSettings, Clock], Marketplace]
+
+class Account(Protocol):
+    """An account as the config names it (tracker.config.AccountSettings is one): adapters read their own
+    keys from `section`, so they never see the rest of the config."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def section(self) -> Section: ...
+
+
+# Each adapter module's factory: (account name, its [couriers.<name>] / [marketplaces.<name>] table, clock).
+CourierFactory = Callable[[str, Section, Clock], Courier]
+MarketplaceFactory = Callable[[str, Section, Clock], Marketplace]
 
 COURIERS: dict[str, CourierFactory] = {
     "sandbox": sandbox.courier_from_settings,
@@ -36,29 +51,29 @@ AGGREGATOR_TYPE = "aftership"  # tracks couriers we have no account for; never t
 COMMON_KEYS = frozenset({"type", "shop", "lookback", "marketing_to_proxy"})  # read by tracker/config.py
 
 
-def _build(registry: Mapping[str, Callable], what: str, account: AccountSettings, clock: Clock):
+def _build(registry: Mapping[str, Callable], what: str, account: Account, clock: Clock):
     factory = registry.get(account.type)
     if factory is None:
         known = ", ".join(sorted(registry))
         raise account.section.error("type", f"unknown {what} type {account.type!r}; known: {known}")
-    return factory(account, clock)
+    return factory(account.name, account.section, clock)
 
 
-def build_courier(account: AccountSettings, clock: Clock) -> Courier:
+def build_courier(account: Account, clock: Clock) -> Courier:
     return _build(COURIERS, "courier", account, clock)
 
 
-def build_marketplace(account: AccountSettings, clock: Clock) -> Marketplace:
+def build_marketplace(account: Account, clock: Clock) -> Marketplace:
     return _build(MARKETPLACES, "marketplace", account, clock)
 
 
-def resolve_courier(name: str, tracking_number: str, accounts: Mapping[str, AccountSettings]) -> str | None:
+def resolve_courier(name: str, tracking_number: str, accounts: Mapping[str, Account]) -> str | None:
     """Which courier account tracks this parcel, or None if unsure; `explain_courier` says why."""
     return explain_courier(name, tracking_number, accounts)[0]
 
 
 def explain_courier(name: str | None, tracking_number: str,
-                    accounts: Mapping[str, AccountSettings]) -> tuple[str | None, str]:
+                    accounts: Mapping[str, Account]) -> tuple[str | None, str]:
     """The courier account for a parcel and the reason, in this order: the name is an account's name; the
     name is an alias of a courier type, else the number's format names one (`carriers.detect`); then the
     one account of that type, else the one aggregator account. None when any step is unsure: a parcel
@@ -73,7 +88,7 @@ def explain_courier(name: str | None, tracking_number: str,
     return _account_of_type(found, accounts)
 
 
-def _account_of_type(found: detect.Detection, accounts: Mapping[str, AccountSettings]) -> tuple[str | None, str]:
+def _account_of_type(found: detect.Detection, accounts: Mapping[str, Account]) -> tuple[str | None, str]:
     wanted = found.courier_type
     same = sorted(n for n, a in accounts.items() if a.type == wanted)
     if len(same) == 1:
