@@ -48,7 +48,6 @@ MARKETPLACES: dict[str, MarketplaceFactory] = {
 ALIASES: dict[str, str] = detect.ALIASES
 AGGREGATOR_TYPE = "aftership"  # tracks couriers we have no account for; never the simulated sandbox
 
-COMMON_KEYS = frozenset({"type", "shop", "lookback", "marketing_to_proxy"})  # read by tracker/config.py
 
 
 def _build(registry: Mapping[str, Callable], what: str, account: Account, clock: Clock):

@@ -20,6 +20,8 @@ from typing import Protocol, runtime_checkable
 from tracker.status import ShipmentStatus
 
 EXCERPT_CHARS = 300
+# Keys of every [couriers.<name>] / [marketplaces.<name>] table that tracker/config.py reads, not the adapter.
+COMMON_KEYS = frozenset({"type", "shop", "lookback", "marketing_to_proxy"})
 
 
 def excerpt(body: str | bytes | None, limit: int = EXCERPT_CHARS) -> str:
