@@ -17,7 +17,7 @@ from emails.related import related_products
 from emails.unsubscribe import unsubscribe_url
 from tracker.config import Config, ShopSettings
 from tracker.models import Coupon, Customer, Email, Order, OrderLine, Shipment, TrackingEvent
-from tracker.web.links import base_url, tracking_page_url
+from emails.links import base_url, tracking_page_url
 
 
 @dataclass

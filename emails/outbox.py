@@ -42,7 +42,7 @@ from tracker.models import (
     Suppression,
     SuppressionScope,
 )
-from tracker.web.links import base_url
+from emails.links import base_url
 
 log = logging.getLogger("trackmail.outbox")
 LEASE = timedelta(minutes=5)

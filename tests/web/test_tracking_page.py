@@ -16,7 +16,7 @@ from tracker.config import WebSettings
 from tracker.models import Customer, TrackingEvent
 from tracker.status import ShipmentStatus
 from tracker.web.app import create_app
-from tracker.web.links import tracking_page_url
+from emails.links import tracking_page_url
 
 WEB = WebSettings(public_url="http://shop.test")
 

@@ -1,4 +1,4 @@
-"""The addresses the web side answers at, as they are written into emails."""
+"""The addresses of the web side's pages, as emails write them (the web routes import TRACK from here)."""
 
 from __future__ import annotations
 
