@@ -16,8 +16,9 @@ from pathlib import Path
 import jinja2
 
 from emails.context import sample_context
+from emails.kinds import EMAIL_KINDS
 from emails.render import Renderer
-from tracker.config import EMAIL_KINDS, load
+from tracker.config import load
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,12 +12,12 @@ from sqlmodel import Session
 from emails import context as ctx
 from emails.conditions import previous_coupon
 from emails.coupons import derive_code
+from emails.links import base_url, tracking_page_url
 from emails.policy import customer_zone
 from emails.related import related_products
 from emails.unsubscribe import unsubscribe_url
 from tracker.config import Config, ShopSettings
 from tracker.models import Coupon, Customer, Email, Order, OrderLine, Shipment, TrackingEvent
-from emails.links import base_url, tracking_page_url
 
 
 @dataclass

@@ -25,11 +25,13 @@ from carriers.base import AuthError, TransientError
 from emails.compose import build_context, load_rows
 from emails.coupons import CouponError, CouponRequest, CouponSource, LocalCoupons
 from emails.engagement import instrument
+from emails.kinds import EMAIL_KINDS, MARKETING_KINDS
+from emails.links import base_url
 from emails.policy import Decision, decide, retry_delay
 from emails.render import Renderer, TemplateError
 from emails.send import Message, PermanentSendError, Sender, TransientSendError
 from tracker.clock import as_measured_by, system_clock
-from tracker.config import EMAIL_KINDS, MARKETING_KINDS, Config
+from tracker.config import Config
 from tracker.db import claim, insert_ignore, insert_ignore_many
 from tracker.models import (
     Coupon,
@@ -42,7 +44,6 @@ from tracker.models import (
     Suppression,
     SuppressionScope,
 )
-from emails.links import base_url
 
 log = logging.getLogger("trackmail.outbox")
 LEASE = timedelta(minutes=5)

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from emails.conditions import first_failing
-from tracker.config import EMAIL_KINDS, Config
+from emails.kinds import EMAIL_KINDS
+from tracker.config import Config
 from tracker.models import Customer, Email, EmailState, Order, OrderState, Shipment, Suppression, SuppressionScope
 from tracker.status import ShipmentStatus
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from carriers import build_courier, build_marketplace
 from emails.context import sample_context
+from emails.kinds import EMAIL_KINDS
 from emails.render import Renderer, TemplateError
 from tracker.app import build_senders
 from tracker.clock import system_clock
-from tracker.config import EMAIL_KINDS, Config
+from tracker.config import Config
 from tracker.settings import ConfigError
 
 

@@ -179,8 +179,8 @@ def cmd_coupons(args: argparse.Namespace) -> int:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     from emails.context import sample_context
+    from emails.kinds import EMAIL_KINDS
     from emails.render import Renderer
-    from tracker.config import EMAIL_KINDS
 
     config = _load(args)
     if args.kind not in EMAIL_KINDS:

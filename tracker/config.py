@@ -10,26 +10,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from emails.kinds import EMAIL_KINDS
 from tracker.calendar import DAY_NAMES, ShopCalendar
 from tracker.flows import Flow, builtin_flows, parse_flows
 from tracker.settings import ConfigError, Section
 
-EMAIL_KINDS = (
-    "order_confirmation",
-    "shipment_confirmation",
-    "in_transit",
-    "out_for_delivery",
-    "failed_attempt",
-    "available_for_pickup",
-    "exception",
-    "returned",
-    "delivered",
-    "feedback_request",
-    "resell_coupon",
-    "coupon_reminder",
-    "delayed",
-)
-MARKETING_KINDS = frozenset({"feedback_request", "resell_coupon", "coupon_reminder"})
 TRANSPORTS = ("outbox", "smtp", "postmark")
 DEFAULT_CONFIG_NAME = "config.toml"
 

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from emails.context import sample_context
+from emails.kinds import EMAIL_KINDS, MARKETING_KINDS
 from emails.render import Renderer, TemplateError, format_money
-from tracker.config import EMAIL_KINDS, MARKETING_KINDS
 
 
 @pytest.fixture

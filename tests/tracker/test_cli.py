@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
+from emails.kinds import EMAIL_KINDS
 from tests.factories import REPO
 from tracker.cli import main
-from tracker.config import EMAIL_KINDS
 
 
 @pytest.fixture(scope="module")

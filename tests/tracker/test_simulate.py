@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from emails.kinds import EMAIL_KINDS
 from tests.factories import REPO
 from tests.outbox_check import duplicates, read_outbox
 from tests.postgres import BACKENDS, database_for
 from tracker.cli import main
-from tracker.config import EMAIL_KINDS
 from tracker.db import open_db
 from tracker.models import Email, EmailState, Order, OrderState, Shipment
 from tracker.simulate import simulate

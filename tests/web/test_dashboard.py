@@ -15,10 +15,11 @@ from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from emails.kinds import EMAIL_KINDS, MARKETING_KINDS
 from emails.render import BUILTIN_DIR
 from tests.factories import T0, add_order, add_shipment
 from tracker.app import App
-from tracker.config import EMAIL_KINDS, MARKETING_KINDS, WebSettings
+from tracker.config import WebSettings
 from tracker.models import Coupon, Customer, Email, EmailEvent, EmailState, Order, Suppression, TrackingEvent
 from tracker.status import ShipmentStatus
 from tracker.web.app import create_app

@@ -10,13 +10,13 @@ import pytest
 from sqlmodel import Session
 from starlette.testclient import TestClient
 
+from emails.links import tracking_page_url
 from emails.tokens import make_token
 from tests.factories import T0, add_order, add_shipment
 from tracker.config import WebSettings
 from tracker.models import Customer, TrackingEvent
 from tracker.status import ShipmentStatus
 from tracker.web.app import create_app
-from emails.links import tracking_page_url
 
 WEB = WebSettings(public_url="http://shop.test")
 

@@ -31,11 +31,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from emails.context import sample_context
+from emails.kinds import EMAIL_KINDS
 from emails.outbox import RETRYABLE_STATES as RETRYABLE
 from emails.outbox import requeue_email
 from emails.render import BUILTIN_DIR, Renderer, TemplateError, format_money
 from tracker.app import App
-from tracker.config import EMAIL_KINDS, WebSettings, custom_kinds
+from tracker.config import WebSettings, custom_kinds
 from tracker.models import (
     Coupon,
     Customer,

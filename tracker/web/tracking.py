@@ -11,10 +11,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from emails.context import shipment_context
+from emails.links import TRACK
 from emails.policy import customer_zone
 from emails.tokens import make_token, read_id
 from tracker.models import Customer, Order, OrderLine, Shipment, TrackingEvent
-from emails.links import TRACK
 from tracker.web.pages import page, refusal, safe_url, small_form, words
 from tracker.web.throttle import Throttle
 
