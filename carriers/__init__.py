@@ -43,6 +43,10 @@ MARKETPLACES: dict[str, MarketplaceFactory] = {
     "orderfile": orderfile.marketplace_from_settings,
 }
 
+# Marketplace types whose adapter also creates discount codes (carriers.base.CouponIssuer): the shops a
+# resell coupon can be made in ([emails.coupons] source).
+COUPON_ISSUERS = ("shopify", "woocommerce")
+
 # Free-text courier names as marketplaces write them → courier type: the literal table lives beside the
 # number formats in carriers/detect.py (add a new courier's names there); compared after `normalize_name`.
 ALIASES: dict[str, str] = detect.ALIASES

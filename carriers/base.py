@@ -169,6 +169,39 @@ class FeedBatch:
     problems: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class CouponSpec:
+    """A single-use discount code a shop is asked to create. Plain data: the seam between the outbox, which
+    decides the code and its terms, and the shop's adapter, which knows the shop's API."""
+
+    code: str
+    reference: str  # why it exists (the email's idempotency key), written into the shop's title/description
+    percent: bool  # True: `value` percent off; False: `value` off, in the shop's own currency
+    value: Decimal
+    starts_at: datetime  # aware
+    expires_at: datetime  # aware
+    customer_email: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCode:
+    code: str
+    expires_at: datetime
+
+
+@runtime_checkable
+class CouponIssuer(Protocol):
+    """A marketplace that can create discount codes. Creating the same `spec.code` twice must succeed the
+    second time (a retry after a lost answer): the shop saying the code exists means our earlier attempt
+    worked. Raises CarrierError: TransientError to try again later, anything else needs a person."""
+
+    name: str
+
+    async def create_code(self, spec: CouponSpec) -> IssuedCode: ...
+
+    async def aclose(self) -> None: ...
+
+
 @runtime_checkable
 class Courier(Protocol):
     """A courier account. `track` takes up to `batch_size` numbers and answers for each of them, in order;

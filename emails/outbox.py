@@ -21,9 +21,8 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from carriers.base import AuthError, TransientError
 from emails.compose import build_context, load_rows
-from emails.coupons import CouponError, CouponRequest, CouponSource, LocalCoupons
+from emails.coupons import CouponError, CouponRequest, CouponSource, LocalCoupons, TransientCouponError
 from emails.engagement import instrument
 from emails.kinds import EMAIL_KINDS, MARKETING_KINDS
 from emails.links import base_url
@@ -245,9 +244,9 @@ class Outbox:
             return self._finish(engine, email_id, state=EmailState.SKIPPED, last_error=decision.reason)
         try:
             await self._ensure_coupon(engine, email_id, now)
-        except TransientError as exc:
+        except TransientCouponError as exc:
             return self._retry(engine, email_id, now, str(exc), report)
-        except (CouponError, AuthError) as exc:  # no code to give (pool empty, shop refused): never send without
+        except CouponError as exc:  # no code to give (pool empty, shop refused): never send without
             return self._hold(engine, email_id, exc, report)
         try:
             with Session(engine) as session:

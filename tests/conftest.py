@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import respx.mocks
+from sqlalchemy.engine import Engine
 
 from tests import postgres
 from tests.factories import REPO, T0
@@ -89,6 +90,14 @@ def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     if leftover:
         shared.end_others()
         pytest.fail(f"the test left {len(leftover)} PostgreSQL connection(s) open: {', '.join(leftover)}")
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on this test's empty database, schema made."""
+    made = open_db(database_url)
+    yield made
+    made.dispose()
 
 
 @pytest.fixture

@@ -69,13 +69,14 @@ def build_senders(config: Config, outbox_dir: Path | None = None) -> tuple[Sende
     return default, per_shop
 
 
-def build_coupon_source(config: Config, secret: bytes, engine: Engine):
+def build_coupon_source(config: Config, secret: bytes, engine: Engine, clock: Clock):
     """Where resell coupon codes come from: `[emails.coupons]`, else codes derived locally."""
-    from emails.coupons import LocalCoupons, coupon_source_from_settings
+    from emails.coupons import LocalCoupons
+    from tracker.shop_coupons import coupon_source_from_settings
 
     if config.emails.coupons is None:
         return LocalCoupons(secret)
-    return coupon_source_from_settings(config.emails.coupons, secret, engine, config.marketplaces)
+    return coupon_source_from_settings(config.emails.coupons, secret, engine, config.marketplaces, clock)
 
 
 def _seeded(account: AccountSettings, seed: int | None) -> AccountSettings:
@@ -110,7 +111,7 @@ class App:
         engine = engine or open_db(database_url or config.database_url)
         secret = bytes.fromhex(stored_setting(engine, "secret", secrets.token_hex(32)))
         sender, shop_senders = build_senders(config, outbox_dir)
-        coupons = build_coupon_source(config, secret, engine)
+        coupons = build_coupon_source(config, secret, engine, clock)
         app = cls(
             config=config,
             engine=engine,

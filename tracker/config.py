@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from emails.discount import parse_discount
 from emails.kinds import EMAIL_KINDS
 from tracker.calendar import DAY_NAMES, ShopCalendar
 from tracker.flows import Flow, builtin_flows, parse_flows
@@ -258,8 +259,6 @@ def _emails(section: Section, base: Path) -> EmailSettings:
 
 
 def _discount(section: Section, default: str) -> str:
-    from emails.coupons import parse_discount
-
     text = section.str("coupon_discount", default)
     try:
         parse_discount(text)

@@ -17,9 +17,8 @@ import respx
 
 from carriers.base import AuthError, FeedBatch, Marketplace, ResponseError, ShipmentRecord, TransientError
 from carriers.http import Limits, RetryPolicy
-from carriers.shopify import (
-    DEFAULT_API_VERSION,
-    DEFAULT_LIMITS,
+from carriers.shopify import DEFAULT_API_VERSION, DEFAULT_LIMITS, ShopifyMarketplace, marketplace_from_settings
+from carriers.shopify_orders import (
     FULFILLMENTS_PER_ORDER,
     LINES_PER_FOLLOW_UP,
     LINES_PER_ORDER,
@@ -29,11 +28,8 @@ from carriers.shopify import (
     ORDERS_QUERY,
     PAGE_SIZE_THAT_FITS,
     TRACKING_PER_FULFILLMENT,
-    ShopifyMarketplace,
-    marketplace_from_settings,
 )
 from tests.doubles import Sleeps
-from tracker.config import AccountSettings
 from tracker.settings import ConfigError, Section
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "shopify"
@@ -343,11 +339,11 @@ def test_an_unreadable_order_is_named_in_problems_and_the_others_are_imported() 
     batch = changes(shop())
     assert [o.number for o in batch.orders] == ["#1", "#7"]
     assert len(batch.problems) == 6
-    expected = [("#2 (gid://shopify/Order/5000002)", "'64,00' is not a number"),
+    expected = [("#2 (gid://shopify/Order/5000002)", "'64,00' is not an amount"),
                 ("#3 (gid://shopify/Order/5000003)", "not a decimal string"),
                 ("#4", "is not an order GID"), ("number 5 of its page", "not an object"),
                 ("#5 (gid://shopify/Order/5000005)", "line 1 has no quantity"),
-                ("#6 (gid://shopify/Order/5000006)", "'yesterday' is not an ISO 8601 timestamp")]
+                ("#6 (gid://shopify/Order/5000006)", "'yesterday' is not an ISO 8601 time")]
     for problem, (who, what) in zip(batch.problems, expected, strict=True):
         assert problem.startswith(f"{ACCOUNT}: order {who} skipped") and what in problem
 
@@ -550,13 +546,13 @@ def test_the_published_answer_with_a_cost_extension_gives_its_data() -> None:
 # ── Config ────────────────────────────────────────────────────────────────────────────────────────────────
 
 
-def account(**keys: Any) -> AccountSettings:
+def account(**keys: Any) -> Section:
     data = {"type": "shopify", "shop": "main", **keys}
-    return AccountSettings(ACCOUNT, "shopify", "main", Section(Path("config.toml"), f"marketplaces.{ACCOUNT}", data))
+    return Section(Path("config.toml"), f"marketplaces.{ACCOUNT}", data)
 
 
 def build(**keys: Any) -> ShopifyMarketplace:
-    market = marketplace_from_settings(account(**keys), lambda: SINCE)
+    market = marketplace_from_settings(ACCOUNT, account(**keys), lambda: SINCE)
     asyncio.run(market.aclose())
     return market
 
@@ -590,5 +586,5 @@ def test_defaults_are_the_published_limits_and_a_page_that_fits() -> None:
 ])
 def test_settings_mistakes_name_the_key(keys: dict[str, Any], key: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem) as caught:
-        marketplace_from_settings(account(**keys), lambda: SINCE)
+        marketplace_from_settings(ACCOUNT, account(**keys), lambda: SINCE)
     assert caught.value.key == f"marketplaces.{ACCOUNT}.{key}"

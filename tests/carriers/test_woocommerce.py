@@ -18,17 +18,8 @@ import respx
 
 from carriers.base import AuthError, FeedBatch, Marketplace, ResponseError, ShipmentRecord, TransientError
 from carriers.http import Limits, RetryPolicy
-from carriers.woocommerce import (
-    DEFAULT_LIMITS,
-    ORDER_STATUSES,
-    Handling,
-    WooCommerceMarketplace,
-    marketplace_from_settings,
-    parse_order,
-    parse_page,
-    parse_tracking_item,
-)
-from tracker.config import AccountSettings
+from carriers.woocommerce import DEFAULT_LIMITS, WooCommerceMarketplace, marketplace_from_settings
+from carriers.woocommerce_orders import ORDER_STATUSES, Handling, parse_order, parse_page, parse_tracking_item
 from tracker.settings import ConfigError, Section
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "woocommerce"
@@ -464,7 +455,7 @@ def test_one_bad_order_among_good_ones_is_a_problem_and_the_others_are_imported(
     ({"line_items": [{"id": 1, "name": "Mug", "quantity": "two", "total": "2.00"}]}, "quantity 'two'"),
     ({"line_items": [{"id": 1, "name": "Mug", "quantity": 1}]}, "line item 1 has no price"),
     ({"line_items": {"id": 1}}, "line_items is not a list"),
-    ({"billing": "Ada"}, "billing is not an object"),
+    ({"billing": "Ada"}, "billing is str, expected an object"),
     ({"billing": {"email": "nobody"}}, "billing email 'nobody' is not an address"),
 ])
 def test_what_makes_an_order_unreadable_is_named(fields, words):
@@ -618,17 +609,16 @@ def test_money_is_decimal_and_a_float_price_is_rounded_to_the_line_totals_decima
 # ── Settings ─────────────────────────────────────────────────────────────────────────────────────────────
 
 
-def account(**data: Any) -> AccountSettings:
+def account(**data: Any) -> Section:
     values = {"type": "woocommerce", "base_url": "https://shop.example.com", "consumer_key": "ck_abc",
               "consumer_secret": "cs_def", **data}
     values = {k: v for k, v in values.items() if v is not None}
-    return AccountSettings("woo", "woocommerce", "main",
-                           Section(Path("config.toml"), "marketplaces.woo", values))
+    return Section(Path("config.toml"), "marketplaces.woo", values)
 
 
 def build(**data: Any) -> WooCommerceMarketplace:
     async def make() -> WooCommerceMarketplace:
-        market = marketplace_from_settings(account(**data), lambda: SINCE)
+        market = marketplace_from_settings("woo", account(**data), lambda: SINCE)
         await market.aclose()
         return market
 
