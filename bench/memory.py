@@ -83,7 +83,7 @@ def build(path: Path, shipments: int, now: datetime, seed: int = 1) -> None:
     """Write a database of `shipments` parcels to `path` (replaced if it exists)."""
     from sqlalchemy import insert
 
-    from carriers.sandbox import COUNTRIES, make_tracking_number
+    from carriers.sandbox_numbers import COUNTRIES, make_tracking_number
     from tracker.db import open_db
     from tracker.models import Customer, Email, EmailState, Order, OrderState, Shipment, TrackingEvent
 

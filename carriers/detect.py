@@ -35,7 +35,7 @@ Number formats and where they are published (check digits verified against the s
   application identifier ``00`` in front, GS1 mod 10 (paketda.de "20-stellige DHL-Paketnummern");
   ``JJD…`` and ``JVGL…`` piece numbers (dhl.com "tracking ID labels"; no check digit); UPU S10 numbers
   issued by Deutsche Post (``…DE``), which DHL's tracking API answers for as well.
-- sandbox: ``SB…`` numbers that `carriers.sandbox.parse_tracking_number` accepts.
+- sandbox: ``SB…`` numbers that `carriers.sandbox_numbers.parse_tracking_number` accepts.
 
 Known collision: 12 digits can pass both the FedEx and the DHL Paket check (paketda.de's own DHL example
 does), and then only a courier name decides.
@@ -48,7 +48,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from carriers.sandbox import parse_tracking_number
+from carriers.sandbox_numbers import parse_tracking_number
 
 
 @dataclass(frozen=True, slots=True)

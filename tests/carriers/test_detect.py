@@ -20,7 +20,7 @@ from carriers.detect import (
     detect_courier,
     normalize_name,
 )
-from carriers.sandbox import make_tracking_number
+from carriers.sandbox_numbers import make_tracking_number
 from tracker.config import AccountSettings
 from tracker.settings import Section
 

@@ -10,9 +10,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from carriers import sandbox
+from carriers import sandbox_customers, sandbox_journeys, sandbox_orders
 from carriers.base import CarrierEvent, Courier, FeedBatch, Marketplace, OrderRecord, TrackingResult
-from carriers.sandbox import STATUS_CODES, SandboxCourier, SandboxMarketplace, SandboxSettings
+from carriers.sandbox import SandboxCourier, SandboxMarketplace, SandboxSettings
+from carriers.sandbox_journeys import STATUS_CODES
 from tracker.status import FINAL, ShipmentState, ShipmentStatus, advance
 
 START = datetime(2025, 3, 3, tzinfo=UTC)  # a Monday
@@ -98,7 +99,7 @@ def test_the_sandbox_follows_the_adapter_protocols() -> None:
 
 def forget_everything() -> None:
     """Empty the generation caches, so a second run really generates again."""
-    for cached in (sandbox.customers, sandbox.day_orders, sandbox.journey):
+    for cached in (sandbox_customers.customers, sandbox_orders.day_orders, sandbox_journeys.journey):
         cached.cache_clear()
 
 

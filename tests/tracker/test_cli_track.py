@@ -16,7 +16,7 @@ from tracker.config import load
 from tracker.status import ShipmentStatus as S
 
 CONFIG = REPO / "config.toml"
-SEED = sandbox.settings_from_account(load(CONFIG).couriers["sandbox"]).seed
+SEED = sandbox.settings_from_section(load(CONFIG).couriers["sandbox"].section).seed
 LABELLED = datetime(2025, 1, 6, 10, 0, tzinfo=UTC)  # long past: every journey from then has finished
 
 
@@ -144,7 +144,7 @@ def flaky(tmp_path, monkeypatch):
     text = CONFIG.read_text().replace("clock_speed = 28800\n", "")
     (tmp_path / "config.toml").write_text(text + '\n[couriers.flaky]\ntype = "flaky"\n')
     made: list[FlakyCourier] = []
-    monkeypatch.setitem(carriers.COURIERS, "flaky", lambda account, clock: made.append(FlakyCourier(account.name))
+    monkeypatch.setitem(carriers.COURIERS, "flaky", lambda name, section, clock: made.append(FlakyCourier(name))
                         or made[-1])
     return tmp_path / "config.toml", made
 
