@@ -209,20 +209,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_PROBLEM if problems else 0
 
 
-def parser() -> argparse.ArgumentParser:
-    default_config = os.environ.get("TRACKMAIL_CONFIG", "config.toml")
-    top = argparse.ArgumentParser(prog="trackmail", description="Shipment tracking emails for online shops.")
-    top.add_argument("--config", default=default_config, help=f"config file (default: {default_config})")
-    top.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_run(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run the daemon: sync orders, poll couriers, send emails")
     run.add_argument("--once", action="store_true", help="run each job once, then exit")
     run.set_defaults(func=cmd_run)
 
+
+def _add_migrate(commands: argparse._SubParsersAction) -> None:
     migrate = commands.add_parser("migrate", help="upgrade the database's schema to this version's (back it up first)")
     migrate.set_defaults(func=cmd_migrate)
 
+
+def _add_simulate(commands: argparse._SubParsersAction) -> None:
     sim = commands.add_parser("simulate", help="run the jobs on a virtual clock against the sandbox accounts")
     sim.add_argument("--days", type=float, required=True)
     sim.add_argument("--seed", type=int, default=None, help="overrides the sandbox accounts' seed")
@@ -232,12 +230,16 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true")
     sim.set_defaults(func=cmd_simulate)
 
+
+def _add_shipments(commands: argparse._SubParsersAction) -> None:
     shipments = commands.add_parser("shipments", help="list shipments")
     shipments.add_argument("--status")
     shipments.add_argument("--limit", type=int, default=50)
     shipments.add_argument("--json", action="store_true")
     shipments.set_defaults(func=cmd_shipments)
 
+
+def _add_emails(commands: argparse._SubParsersAction) -> None:
     emails = commands.add_parser("emails", help="list emails; 'emails retry ID' re-queues a failed one")
     emails.add_argument("--kind")
     emails.add_argument("--state", help="queued, sent, skipped, cancelled, held or dead")
@@ -249,18 +251,26 @@ def parser() -> argparse.ArgumentParser:
         "retry", help="re-queue a dead, held or skipped email")
     retry.add_argument("id", type=int)
 
+
+def _add_web(commands: argparse._SubParsersAction) -> None:
     web = commands.add_parser("web", help="serve only the web pages ([web] in config; run serves them too)")
     web.set_defaults(func=cmd_web)
 
+
+def _add_coupons(commands: argparse._SubParsersAction) -> None:
     coupons = commands.add_parser("coupons", help="coupons issued and what their redemptions earned")
     coupons.add_argument("--limit", type=int, default=50)
     coupons.add_argument("--json", action="store_true")
     coupons.set_defaults(func=cmd_coupons)
 
+
+def _add_sync(commands: argparse._SubParsersAction) -> None:
     sync = commands.add_parser("sync", help="read every order feed once and print what changed")
     sync.add_argument("--json", action="store_true")
     sync.set_defaults(func=cmd_sync)
 
+
+def _add_suppress(commands: argparse._SubParsersAction) -> None:
     suppress = commands.add_parser("suppress", help="the list of addresses not to email")
     suppress_actions = suppress.add_subparsers(dest="action", required=True, metavar="add|remove|list")
     add = suppress_actions.add_parser("add", help="stop marketing emails to an address (--all: every email)")
@@ -271,6 +281,8 @@ def parser() -> argparse.ArgumentParser:
     suppress_actions.add_parser("list", help="show the list").add_argument("--json", action="store_true")
     suppress.set_defaults(func=cmd_suppress)
 
+
+def _add_preview(commands: argparse._SubParsersAction) -> None:
     preview = commands.add_parser("preview", help="render one email kind with sample data")
     preview.add_argument("kind")
     preview.add_argument("--shop")
@@ -278,14 +290,33 @@ def parser() -> argparse.ArgumentParser:
     preview.add_argument("--out", help="write the HTML here instead of printing it")
     preview.set_defaults(func=cmd_preview)
 
+
+def _add_track(commands: argparse._SubParsersAction) -> None:
     track = commands.add_parser("track", help="ask a courier account about tracking numbers, now")
     track.add_argument("--courier", required=True, metavar="ACCOUNT", help="a [couriers.<name>] account")
     track.add_argument("numbers", nargs="+", metavar="NUMBER")
     track.add_argument("--json", action="store_true")
     track.set_defaults(func=cmd_track)
 
+
+def _add_check(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser("check", help="validate the config and render every template")
     check.set_defaults(func=cmd_check)
+
+
+# In this order in `trackmail --help`.
+_SUBCOMMANDS = (_add_run, _add_migrate, _add_simulate, _add_shipments, _add_emails, _add_web, _add_coupons, _add_sync,
+                _add_suppress, _add_preview, _add_track, _add_check)
+
+
+def parser() -> argparse.ArgumentParser:
+    default_config = os.environ.get("TRACKMAIL_CONFIG", "config.toml")
+    top = argparse.ArgumentParser(prog="trackmail", description="Shipment tracking emails for online shops.")
+    top.add_argument("--config", default=default_config, help=f"config file (default: {default_config})")
+    top.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in _SUBCOMMANDS:
+        add(commands)
     return top
 
 

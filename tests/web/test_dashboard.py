@@ -22,8 +22,9 @@ from tracker.app import App
 from tracker.config import WebSettings
 from tracker.models import Coupon, Customer, Email, EmailEvent, EmailState, Order, Suppression, TrackingEvent
 from tracker.status import ShipmentStatus
+from tracker.web.admin_pages import PAGE_SIZE
 from tracker.web.app import create_app
-from tracker.web.dashboard import PAGE_SIZE, Throttle
+from tracker.web.throttle import Throttle
 
 PASSWORD = "correct horse battery"
 WEB = WebSettings(public_url="http://shop.test", admin_user="operator", admin_password=PASSWORD)
@@ -142,7 +143,7 @@ def test_a_wrong_user_or_password_gets_the_form_again_with_401(web, user, passwo
 
 
 def test_without_a_configured_password_the_one_time_password_signs_in(app):
-    from tracker.web.serve import admin_password
+    from tracker.web.auth import admin_password
 
     with client_for(app, WebSettings(admin_user="admin")) as client:
         assert sign_in(client, password="", user="admin").status_code == 401  # an empty password never opens it

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import socket
 
 from tracker.app import App
+from tracker.web.auth import admin_password
 
 log = logging.getLogger("trackmail.web")
-
-
-def admin_password(app: App) -> str:
-    """The configured password, else a one-time one written to the log: the dashboard never runs open."""
-    configured = app.config.web.admin_password if app.config.web else ""
-    if configured:
-        return configured
-    made = app.cache.setdefault("admin_password", secrets.token_urlsafe(12))
-    return made
 
 
 def _bind(host: str, port: int) -> socket.socket:

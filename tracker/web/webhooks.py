@@ -36,9 +36,9 @@ from carriers.aftership import parse_webhook
 from carriers.base import ResponseError
 from emails.outbox import suppress
 from tracker.app import App
+from tracker.apply import apply_result
 from tracker.db import insert_ignore
 from tracker.models import Shipment, SuppressionScope, WebhookDelivery
-from tracker.poll import apply_result
 from tracker.sync import SyncReport, sync_account
 
 log = logging.getLogger("trackmail.webhooks")
