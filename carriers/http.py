@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -126,6 +127,23 @@ def parse_json(response: httpx.Response, source: str, tracking_number: str | Non
 def token_shape(payload: Any) -> str:
     """What a token answer held, without the values: safe to log."""
     return f"keys {sorted(payload)}" if isinstance(payload, dict) else f"a {type(payload).__name__}"
+
+
+def read_token(payload: Any, source: str, default_lifetime: float = 3600.0,
+               status_code: int | None = None) -> tuple[str, float]:
+    """(access token, lifetime in seconds) from a decoded token answer. `expires_in` is read leniently (UPS and
+    USPS send it as a string): missing, unreadable or not positive is `default_lifetime`, since a usable token
+    is worth more than a complaint about its lifetime. The error names the answer's keys, never a value."""
+    token = payload.get("access_token") if isinstance(payload, dict) else None
+    if not isinstance(token, str) or not token:
+        raise ResponseError(f"token answer without access_token ({token_shape(payload)})", source=source,
+                            status_code=status_code)
+    lifetime = payload.get("expires_in")
+    try:
+        seconds = default_lifetime if isinstance(lifetime, bool) else float(lifetime)
+    except (TypeError, ValueError):
+        return token, default_lifetime
+    return token, seconds if 0 < seconds < math.inf else default_lifetime
 
 
 class AiohttpTransport(httpx_aiohttp.AiohttpTransport):
@@ -246,6 +264,26 @@ class OAuthToken:
 
     def invalidate(self) -> None:
         self._token = None
+
+
+async def client_credentials(http: Http, path: str, *, auth: httpx.Auth | None = None,
+                             data: Mapping[str, str] | None = None, json: Any = None,
+                             refused: frozenset[int] = frozenset(),
+                             refusal: str | Callable[[httpx.Response], str] = "token refused",
+                             default_lifetime: float = 3600.0) -> tuple[str, float]:
+    """An OAuth2 client-credentials grant (RFC 6749 §4.4) posted to `path`; returns (token, lifetime seconds).
+
+    The credentials go as `auth` (HTTP Basic), `data` (form fields) or `json`, as the courier wants them.
+    401/403 are AuthErrors (Http does that); `refused` lists the other statuses by which this courier refuses
+    credentials (400 for UPS and USPS), raised as an AuthError saying `refusal` (text, or made from the
+    response). The answer may hold the token, so no excerpt of it goes into an error."""
+    sent = {key: value for key, value in (("auth", auth), ("data", data), ("json", json)) if value is not None}
+    response = await http.request("POST", path, ok=refused, **sent)
+    if response.status_code in refused:
+        said = refusal(response) if callable(refusal) else refusal
+        raise AuthError(said, source=http.source, status_code=response.status_code, body=response.text)
+    payload = parse_json(response, http.source, secret=True)
+    return read_token(payload, http.source, default_lifetime, response.status_code)
 
 
 async def with_token(token: OAuthToken, call: Callable[[str], Awaitable[httpx.Response]]) -> httpx.Response:

@@ -56,7 +56,7 @@ def text(value: Any, what: str = "value", *, strict: bool = True, numbers: tuple
 def obj(value: Any, what: str = "value", *, optional: bool = False, strict: bool = True) -> Mapping[str, Any]:
     """A JSON object. `optional`: a missing one (None, or PHP's empty array []) is {}. Not `strict`: any
     non-object is {}."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):  # decoded JSON is a dict: the cheap test first
         return value
     if (optional and (value is None or (isinstance(value, list) and not value))) or not strict:
         return {}
@@ -65,7 +65,7 @@ def obj(value: Any, what: str = "value", *, optional: bool = False, strict: bool
 
 def items(value: Any, what: str = "value", *, optional: bool = False, strict: bool = True) -> list[Any]:
     """A JSON array. `optional`: a missing one (None) is []. Not `strict`: any non-array is []."""
-    if isinstance(value, list):
+    if type(value) is list or isinstance(value, list):
         return value
     if (optional and value is None) or not strict:
         return []
@@ -103,15 +103,17 @@ def money(value: Any, what: str = "amount") -> Decimal:
 
 def aware_utc(value: Any, what: str = "time", *, naive: tzinfo = UTC) -> datetime:
     """An ISO 8601 time (text, or a datetime) as aware UTC; one without an offset is read in `naive`'s zone."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str) and value.strip():
+    written = value.strip() if isinstance(value, str) else None
+    if written:
         try:
-            moment = datetime.fromisoformat(value.strip())
+            moment = datetime.fromisoformat(written)
         except ValueError:
             raise Malformed(f"{what} {value!r} is not an ISO 8601 time", value) from None
+    elif isinstance(value, datetime):
+        moment = value
     else:
-        raise Malformed(f"{what} is missing" if value in (None, "") else f"{what} {value!r} is not a time", value)
+        raise Malformed(f"{what} is missing" if value in (None, "") or written == "" else
+                        f"{what} {value!r} is not a time", value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=naive)
     return moment.astimezone(UTC)

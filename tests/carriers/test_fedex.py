@@ -26,7 +26,6 @@ from carriers.fedex import (
 )
 from carriers.http import Limits, RetryPolicy
 from tests.doubles import Sleeps
-from tracker.config import AccountSettings
 from tracker.settings import ConfigError, Section
 from tracker.status import ShipmentState, ShipmentStatus, advance
 
@@ -443,15 +442,14 @@ def test_the_adapter_follows_the_courier_protocol():
         asyncio.run(client.aclose())
 
 
-def account(**data) -> AccountSettings:
-    section = Section(Path("config.toml"), "couriers.fedex", {"type": "fedex", **data})
-    return AccountSettings(name="fedex", type="fedex", shop="acme", section=section)
+def section(**data) -> Section:
+    return Section(Path("config.toml"), "couriers.fedex", {"type": "fedex", **data})
 
 
 def test_settings_give_credentials_base_url_and_limits(monkeypatch):
     monkeypatch.setenv("FEDEX_SECRET", "from-env")
-    client = courier_from_settings(account(client_id="cid", client_secret="${FEDEX_SECRET}", concurrency=2,
-                                           per_second=3, base_url="https://apis-sandbox.fedex.com/"),
+    client = courier_from_settings("fedex", section(client_id="cid", client_secret="${FEDEX_SECRET}", concurrency=2,
+                                                    per_second=3, base_url="https://apis-sandbox.fedex.com/"),
                                    lambda: datetime.now(UTC))
     try:
         assert client.name == "fedex" and client.concurrency == 2
@@ -464,7 +462,8 @@ def test_settings_give_credentials_base_url_and_limits(monkeypatch):
 
 def test_settings_default_the_limits_to_fedexs_published_ones_and_let_each_be_overridden():
     for data, expected in [({}, fedex.DEFAULT_LIMITS), ({"per_day": 5000}, Limits(4, 10.0, 5000))]:
-        client = courier_from_settings(account(client_id="cid", client_secret="s", **data), lambda: datetime.now(UTC))
+        client = courier_from_settings("fedex", section(client_id="cid", client_secret="s", **data),
+                                       lambda: datetime.now(UTC))
         try:
             assert client.http.limits == expected and client.name == "fedex"
             assert str(client.http.client.base_url).rstrip("/") == BASE
@@ -474,7 +473,7 @@ def test_settings_default_the_limits_to_fedexs_published_ones_and_let_each_be_ov
 
 def test_settings_refuse_an_unknown_key():
     with pytest.raises(ConfigError, match=r"couriers\.fedex\.client_secert: unknown key; did you mean 'client_secret'"):
-        courier_from_settings(account(client_id="cid", client_secert="x"), lambda: datetime.now(UTC))
+        courier_from_settings("fedex", section(client_id="cid", client_secert="x"), lambda: datetime.now(UTC))
 
 
 @pytest.mark.parametrize("data, key", [({"client_id": "cid"}, "client_secret"),
@@ -482,5 +481,5 @@ def test_settings_refuse_an_unknown_key():
                                        ({"client_id": " ", "client_secret": "s"}, "client_id")])
 def test_settings_name_a_missing_credential(data, key):
     with pytest.raises(ConfigError) as caught:
-        courier_from_settings(account(**data), lambda: datetime.now(UTC))
+        courier_from_settings("fedex", section(**data), lambda: datetime.now(UTC))
     assert caught.value.key == f"couriers.fedex.{key}"

@@ -10,7 +10,18 @@ import pytest
 import respx
 
 from carriers.base import AuthError, ResponseError, TransientError
-from carriers.http import AiohttpTransport, Http, Limits, OAuthToken, RetryPolicy, make_client, parse_json, with_token
+from carriers.http import (
+    AiohttpTransport,
+    Http,
+    Limits,
+    OAuthToken,
+    RetryPolicy,
+    client_credentials,
+    make_client,
+    parse_json,
+    read_token,
+    with_token,
+)
 from tests.doubles import Sleeps
 
 BASE = "https://courier.test"
@@ -154,6 +165,74 @@ def test_a_401_refreshes_the_token_once_and_retries():
     assert asyncio.run(with_token(token, call)).status_code == 200
     assert used == ["stale", "fresh"]
 
+
+
+def grant(answer: httpx.Response, **kwargs) -> tuple[str, float]:
+    """One client-credentials grant against a mocked token endpoint."""
+    client = http(Sleeps())
+
+    async def call():
+        try:
+            return await client_credentials(client, "/oauth/token", data={"client_secret": "s3cret"}, **kwargs)
+        finally:
+            await client.aclose()
+
+    with respx.mock:
+        respx.post(f"{BASE}/oauth/token").mock(return_value=answer)
+        return asyncio.run(call())
+
+
+@pytest.mark.parametrize(("expires_in", "lifetime"), [("14399", 14399.0), (3600, 3600.0), (None, 900.0),
+                                                    ("soon", 900.0), (-5, 900.0), (True, 900.0), ([1], 900.0)])
+def test_a_token_lifetime_is_read_leniently(expires_in, lifetime):
+    assert read_token({"access_token": "t", "expires_in": expires_in}, "acme", 900.0) == ("t", lifetime)
+    assert grant(httpx.Response(200, json={"access_token": "t", "expires_in": expires_in}),
+                 default_lifetime=900.0) == ("t", lifetime)
+
+
+@pytest.mark.parametrize("answer", [
+    httpx.Response(200, json={"accessToken": "eyJSECRET"}),
+    httpx.Response(200, json={"access_token": ""}),
+    httpx.Response(200, text="access_token=eyJSECRET"),
+    httpx.Response(200, text='{"access_token": "eyJSECRET", "expi'),
+])
+def test_an_unreadable_token_answer_is_a_response_error_without_the_token(answer):
+    with pytest.raises(ResponseError) as caught:
+        grant(answer)
+    assert "eyJSECRET" not in str(caught.value) and "s3cret" not in str(caught.value)
+    assert caught.value.source == "acme"
+
+
+@pytest.mark.parametrize(("status", "refused"), [(401, frozenset()), (403, frozenset()), (400, frozenset({400}))])
+def test_refused_credentials_are_an_auth_error(status, refused):
+    with pytest.raises(AuthError) as caught:
+        grant(httpx.Response(status, json={"error": "invalid_client"}), refused=refused,
+              refusal=lambda response: f"refused ({response.json()['error']})")
+    assert caught.value.status_code == status and "invalid_client" in caught.value.excerpt
+    if refused:
+        assert "refused (invalid_client)" in str(caught.value)
+
+
+def test_a_400_the_courier_does_not_call_a_refusal_stays_a_response_error():
+    with pytest.raises(ResponseError):
+        grant(httpx.Response(400, json={"error": "invalid_request"}))
+
+
+def test_the_grant_sends_what_the_courier_asks_for():
+    client = http(Sleeps())
+
+    async def call():
+        try:
+            return await client_credentials(client, "/oauth/token", auth=httpx.BasicAuth("id", "pw"),
+                                            data={"grant_type": "client_credentials"})
+        finally:
+            await client.aclose()
+
+    with respx.mock:
+        route = respx.post(f"{BASE}/oauth/token").mock(return_value=httpx.Response(200, json={"access_token": "t"}))
+        assert asyncio.run(call()) == ("t", 3600.0)
+    sent = route.calls.last.request
+    assert sent.headers["Authorization"].startswith("Basic ") and sent.content == b"grant_type=client_credentials"
 
 # ── The real transport (aiohttp under httpx) against servers on loopback ──────────────────────────────────────
 

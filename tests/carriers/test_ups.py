@@ -29,7 +29,6 @@ from carriers.ups import (
     parse_tracking,
 )
 from tests.doubles import Sleeps
-from tracker.config import AccountSettings
 from tracker.settings import ConfigError, Section
 from tracker.status import ShipmentStatus as S
 
@@ -452,15 +451,14 @@ def test_the_courier_follows_the_protocol_and_links_to_the_public_page():
         asyncio.run(courier.aclose())
 
 
-def account(**data) -> AccountSettings:
-    section = Section(Path("config.toml"), "couriers.ups", {"type": "ups", "shop": "main", **data})
-    return AccountSettings("ups", "ups", "main", section)
+def section(**data) -> Section:
+    return Section(Path("config.toml"), "couriers.ups", {"type": "ups", "shop": "main", **data})
 
 
 def test_courier_from_settings_reads_its_keys(monkeypatch):
     monkeypatch.setenv("UPS_SECRET", "from-env")
-    courier = courier_from_settings(account(client_id="cid", client_secret="${UPS_SECRET}",
-                                            base_url="https://wwwcie.ups.com/", concurrency=3, per_day=500),
+    courier = courier_from_settings("ups", section(client_id="cid", client_secret="${UPS_SECRET}",
+                                                   base_url="https://wwwcie.ups.com/", concurrency=3, per_day=500),
                                     lambda: datetime.now(UTC))
     try:
         assert courier._client_secret == "from-env" and courier._client_id == "cid"
@@ -468,7 +466,7 @@ def test_courier_from_settings_reads_its_keys(monkeypatch):
         assert courier.concurrency == 3 and courier.http.limits == Limits(3, 5.0, 500)
     finally:
         asyncio.run(courier.aclose())
-    default = courier_from_settings(account(client_id="cid", client_secret="x"), lambda: datetime.now(UTC))
+    default = courier_from_settings("ups", section(client_id="cid", client_secret="x"), lambda: datetime.now(UTC))
     try:
         assert str(default.http.client.base_url) == BASE and default.http.limits == ups.DEFAULT_LIMITS
     finally:
@@ -485,5 +483,5 @@ def test_courier_from_settings_reads_its_keys(monkeypatch):
 ])
 def test_courier_from_settings_names_what_is_wrong(data, key, problem):
     with pytest.raises(ConfigError) as caught:
-        courier_from_settings(account(**data), lambda: datetime.now(UTC))
+        courier_from_settings("ups", section(**data), lambda: datetime.now(UTC))
     assert caught.value.key == key and problem in caught.value.problem

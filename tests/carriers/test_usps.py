@@ -18,7 +18,6 @@ from carriers.http import Limits, RetryPolicy
 from carriers.usps import STATUS_CATEGORIES, STATUS_CODES, UspsCourier, parse_error, parse_tracking
 from tests.doubles import Sleeps
 from tracker.budget import budget_of
-from tracker.config import AccountSettings
 from tracker.settings import ConfigError, Section
 from tracker.status import ShipmentStatus
 
@@ -435,16 +434,16 @@ async def _one_answer(answer: httpx.Response) -> list[TrackingResult]:
 # --- configuration -----------------------------------------------------------------------------------------
 
 
-def account(**data) -> AccountSettings:
-    return AccountSettings("usps-main", "usps", "main",
-                           Section(Path("config.toml"), "couriers.usps-main", {"type": "usps", **data}))
+def section(**data) -> Section:
+    return Section(Path("config.toml"), "couriers.usps-main", {"type": "usps", **data})
 
 
 @respx.mock
 def test_courier_from_settings_reads_its_keys_and_resolves_secrets(monkeypatch):
     monkeypatch.setenv("USPS_SECRET", "from-env")
-    courier = usps.courier_from_settings(account(client_id="cid", client_secret="${USPS_SECRET}",
-                                                 base_url=f"{BASE}/", per_second=2.0, per_day=500), clock=None)
+    courier = usps.courier_from_settings("usps-main", section(client_id="cid", client_secret="${USPS_SECRET}",
+                                                              base_url=f"{BASE}/", per_second=2.0, per_day=500),
+                                         clock=None)
     assert courier.name == "usps-main" and courier.concurrency == 1
     assert courier.http.limits == Limits(concurrency=1, per_second=2.0, per_day=500)
     token = token_route()
@@ -454,7 +453,7 @@ def test_courier_from_settings_reads_its_keys_and_resolves_secrets(monkeypatch):
 
 
 def test_courier_from_settings_defaults_to_the_published_limits():
-    courier = usps.courier_from_settings(account(client_id="cid", client_secret="sec"), clock=None)
+    courier = usps.courier_from_settings("usps-main", section(client_id="cid", client_secret="sec"), clock=None)
     try:
         assert courier.http.limits == usps.DEFAULT_LIMITS
         assert budget_of(courier).per_day == usps.DEFAULT_LIMITS.per_day  # the poller's shared day budget sees it
@@ -465,7 +464,7 @@ def test_courier_from_settings_defaults_to_the_published_limits():
 
 def test_courier_from_settings_rejects_unknown_keys():
     with pytest.raises(ConfigError, match=r"couriers\.usps-main\.client_secrt: unknown key; did you mean"):
-        usps.courier_from_settings(account(client_id="cid", client_secrt="x"), clock=None)
+        usps.courier_from_settings("usps-main", section(client_id="cid", client_secrt="x"), clock=None)
 
 
 @pytest.mark.parametrize(("data", "key"), [
@@ -475,5 +474,5 @@ def test_courier_from_settings_rejects_unknown_keys():
 ])
 def test_courier_from_settings_names_a_missing_credential(data, key):
     with pytest.raises(ConfigError) as caught:
-        usps.courier_from_settings(account(**data), clock=None)
+        usps.courier_from_settings("usps-main", section(**data), clock=None)
     assert caught.value.key == f"couriers.usps-main.{key}"
