@@ -101,19 +101,24 @@ def money(value: Any, what: str = "amount") -> Decimal:
     return amount
 
 
-def aware_utc(value: Any, what: str = "time", *, naive: tzinfo = UTC) -> datetime:
-    """An ISO 8601 time (text, or a datetime) as aware UTC; one without an offset is read in `naive`'s zone."""
+def iso_time(value: Any, what: str = "time") -> datetime:
+    """An ISO 8601 time as written: aware when it carries an offset, naive when not (for couriers that say the
+    zone elsewhere; `aware_utc` is what most adapters want)."""
     written = value.strip() if isinstance(value, str) else None
     if written:
         try:
-            moment = datetime.fromisoformat(written)
+            return datetime.fromisoformat(written)
         except ValueError:
             raise Malformed(f"{what} {value!r} is not an ISO 8601 time", value) from None
-    elif isinstance(value, datetime):
-        moment = value
-    else:
-        raise Malformed(f"{what} is missing" if value in (None, "") or written == "" else
-                        f"{what} {value!r} is not a time", value)
+    if isinstance(value, datetime):
+        return value
+    raise Malformed(f"{what} is missing" if value in (None, "") or written == "" else
+                    f"{what} {value!r} is not a time", value)
+
+
+def aware_utc(value: Any, what: str = "time", *, naive: tzinfo = UTC) -> datetime:
+    """An ISO 8601 time (text, or a datetime) as aware UTC; one without an offset is read in `naive`'s zone."""
+    moment = iso_time(value, what)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=naive)
     return moment.astimezone(UTC)

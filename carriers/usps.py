@@ -42,7 +42,7 @@ import httpx
 
 from carriers.base import COMMON_KEYS, AuthError, CarrierEvent, ResponseError, TrackingResult
 from carriers.http import Http, Limits, OAuthToken, RetryPolicy, client_credentials, make_client, parse_json, with_token
-from carriers.read import Malformed, aware_utc, dump, items, obj, text
+from carriers.read import Malformed, aware_utc, dump, iso_time, items, obj, text
 from tracker.clock import Clock
 from tracker.settings import Section
 from tracker.status import ShipmentStatus
@@ -154,8 +154,11 @@ def _event_time(raw: dict[str, Any]) -> datetime:
     if gmt := text(raw.get("GMTTimestamp"), "GMTTimestamp"):
         return aware_utc(gmt, "GMTTimestamp")
     if local := text(raw.get("eventTimestamp"), "eventTimestamp"):
-        offset = text(raw.get("GMTOffset"), "GMTOffset")
-        return aware_utc(local, "eventTimestamp", naive=_zone(offset) if offset else UTC)
+        moment = iso_time(local, "eventTimestamp")
+        if moment.tzinfo is None:  # no offset of its own: GMTOffset says where (read only when needed)
+            offset = text(raw.get("GMTOffset"), "GMTOffset")
+            moment = moment.replace(tzinfo=_zone(offset) if offset else UTC)
+        return moment.astimezone(UTC)
     raise Malformed("an event has neither GMTTimestamp nor eventTimestamp", raw)
 
 

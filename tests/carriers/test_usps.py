@@ -379,6 +379,12 @@ def test_times_use_gmt_then_the_offset_then_utc():
     assert bare.at == datetime(2024, 11, 22, 9, 10, tzinfo=UTC)  # local without offset: taken as UTC
 
 
+def test_a_timestamp_with_its_own_offset_never_reads_gmt_offset():
+    [own] = parse_tracking(detail(event(eventTimestamp="2024-11-22T09:10:00-05:00", GMTOffset="+99:00")),
+                           "N1", "usps-main").events
+    assert own.at == datetime(2024, 11, 22, 14, 10, tzinfo=UTC)
+
+
 def test_html_in_usps_text_is_stripped_from_descriptions():
     [parsed] = parse_tracking(detail(event(eventType="Delivered to Informed Delivery<SUP>&reg;</SUP> box")),
                               "N1", "usps-main").events
