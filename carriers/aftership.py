@@ -42,83 +42,32 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from carriers.base import AuthError, CarrierError, CarrierEvent, ResponseError, TrackingResult, TransientError
+from carriers.aftership_codes import STATUS_CODES
+from carriers.base import (
+    COMMON_KEYS,
+    AuthError,
+    CarrierError,
+    CarrierEvent,
+    ResponseError,
+    TrackingResult,
+    TransientError,
+)
 from carriers.http import Http, Limits, RetryPolicy, make_client, parse_json
+from carriers.read import Malformed, aware_utc, dump, loose_text
 from tracker.clock import Clock, system_clock
+from tracker.settings import Section
 from tracker.status import ShipmentStatus
-
-if TYPE_CHECKING:
-    from tracker.config import AccountSettings
-
-S = ShipmentStatus
-
-STATUS_CODES: dict[str, ShipmentStatus] = {
-    # ── tags (delivery statuses) ──────────────────────────────────────────────────────────────────────────
-    "Pending": S.PENDING,  # new shipment pending to track, or no tracking information yet
-    "InfoReceived": S.INFO_RECEIVED,  # carrier received the shipper's request, about to pick up
-    "InTransit": S.IN_TRANSIT,  # carrier accepted or picked up the shipment; on the way
-    "OutForDelivery": S.OUT_FOR_DELIVERY,  # carrier is about to deliver, or it is ready to pick up
-    "AttemptFail": S.FAILED_ATTEMPT,  # delivery attempted but failed; usually a notice and another try
-    "AvailableForPickup": S.AVAILABLE_FOR_PICKUP,  # arrived at a pickup point near the customer
-    "Delivered": S.DELIVERED,  # delivered successfully
-    "Exception": S.EXCEPTION,  # custom hold, undelivered, returned to sender, any shipping exception
-    "Expired": S.EXPIRED,  # no tracking information for 30 days since added
-    # ── subtags (delivery sub-statuses) ───────────────────────────────────────────────────────────────────
-    "Pending_001": S.PENDING,  # Pending: no information on the carrier website yet, or not tracked yet
-    "InfoReceived_001": S.INFO_RECEIVED,  # Info Received
-    "InTransit_001": S.IN_TRANSIT,  # In Transit: shipment on the way
-    "InTransit_002": S.IN_TRANSIT,  # Acceptance scan: shipment accepted by the carrier
-    "InTransit_003": S.IN_TRANSIT,  # Arrival scan: arrived at a hub or sorting center
-    "InTransit_004": S.IN_TRANSIT,  # Arrived at destination country
-    "InTransit_005": S.IN_TRANSIT,  # Customs clearance completed
-    "InTransit_006": S.IN_TRANSIT,  # Customs clearance started: handed over to customs
-    "InTransit_007": S.IN_TRANSIT,  # Departure Scan: departed from the facility
-    "InTransit_008": S.IN_TRANSIT,  # Problem resolved: shipment in transit again
-    "InTransit_009": S.IN_TRANSIT,  # Forwarded to a different delivery address
-    "OutForDelivery_001": S.OUT_FOR_DELIVERY,  # Out for Delivery
-    "OutForDelivery_002": S.AVAILABLE_FOR_PICKUP,  # (legacy) Available for pickup at the carrier's sorting center
-    "OutForDelivery_003": S.OUT_FOR_DELIVERY,  # Customer contacted before the final delivery
-    "OutForDelivery_004": S.OUT_FOR_DELIVERY,  # Delivery appointment scheduled
-    "AttemptFail_001": S.FAILED_ATTEMPT,  # Failed Attempt: notice left, will try again
-    "AttemptFail_002": S.FAILED_ATTEMPT,  # Addressee not available
-    "AttemptFail_003": S.FAILED_ATTEMPT,  # Business closed at the time of delivery
-    "AvailableForPickup_001": S.AVAILABLE_FOR_PICKUP,  # Available for pickup at a pickup point
-    "Delivered_001": S.DELIVERED,  # Delivered
-    "Delivered_002": S.DELIVERED,  # Picked up by the customer
-    "Delivered_003": S.DELIVERED,  # Sign by customer
-    "Delivered_004": S.DELIVERED,  # Delivered and received cash on delivery
-    "Delivered_005": S.DELIVERED,  # Delivered to neighbor
-    "Exception_001": S.EXCEPTION,  # Exception: delivery failed due to a shipping exception
-    "Exception_002": S.EXCEPTION,  # Customer moved
-    "Exception_003": S.EXCEPTION,  # Customer refused delivery
-    "Exception_004": S.EXCEPTION,  # Delayed (Customs clearance)
-    "Exception_005": S.EXCEPTION,  # Delayed (External factors)
-    "Exception_006": S.EXCEPTION,  # Held for payment
-    "Exception_007": S.EXCEPTION,  # Incorrect Address
-    "Exception_008": S.EXCEPTION,  # Pick up missed: available for pickup but not collected
-    "Exception_009": S.EXCEPTION,  # Rejected by carrier: noncompliance with its guidelines
-    "Exception_010": S.RETURNED,  # Returning to sender: on its way back to the sender
-    "Exception_011": S.RETURNED,  # Returned to sender: the sender received the return
-    "Exception_012": S.EXCEPTION,  # Shipment damage
-    "Exception_013": S.EXCEPTION,  # Shipment lost
-    "Exception_016": S.EXCEPTION,  # Delayed (Processing issue): vehicle issue, sorting error, misroute
-    "Exception_017": S.EXCEPTION,  # Delayed (Extreme weather)
-    "Exception_018": S.EXCEPTION,  # Incorrect / missing documents: held by regulatory agencies
-    "Exception_019": S.EXCEPTION,  # Delayed (Late flight)
-    "Exception_020": S.EXCEPTION,  # Shipment cancelled by the sender or carrier
-    "Exception_021": S.EXCEPTION,  # Shipment disposed: destroyed or discarded
-    "Expired_001": S.EXPIRED,  # Expired: no tracking information for 30 days
-}
 
 NAME = "aftership"
 DEFAULT_BASE_URL = "https://api.aftership.com"
 PUBLIC_TRACKING_URL = "https://track.aftership.com"
-# No daily cap; legacy 10 req/s per org, GET /trackings/:id 5/s: https://www.aftership.com/docs/tracking/2025-01/quickstart/rate-limit
+# No daily cap; legacy 10 req/s per org, GET /trackings/:id 5/s:
+# https://www.aftership.com/docs/tracking/2025-01/quickstart/rate-limit
 DEFAULT_LIMITS = Limits(concurrency=2, per_second=5.0, per_day=None)
 DEFAULT_RETRY = RetryPolicy()
 BATCH_SIZE = 50  # numbers per track() call: one listing (limit 200) without a slug, sequential GETs with one
@@ -134,12 +83,8 @@ KEYS = frozenset({"api_key", "slug", "base_url", "concurrency", "per_second", "p
 
 
 def _malformed(what: str, fragment: Any, source: str, number: str | None) -> ResponseError:
-    body = json.dumps(fragment, ensure_ascii=False, default=str)
-    return ResponseError(f"unexpected AfterShip payload: {what}", source=source, body=body, tracking_number=number)
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
+    return ResponseError(f"unexpected AfterShip payload: {what}", source=source, body=dump(fragment),
+                         tracking_number=number)
 
 
 def _meta(payload: Any) -> dict[str, Any]:
@@ -171,32 +116,30 @@ def _data(payload: Any, source: str, number: str | None) -> dict[str, Any]:
 
 
 def _when(value: Any, checkpoint: Any, source: str, number: str) -> datetime:
-    if isinstance(value, str):
-        try:
-            at = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
-    raise _malformed("checkpoint_time is not an ISO 8601 time", checkpoint, source, number)
+    if not isinstance(value, str):
+        raise _malformed("checkpoint_time is not an ISO 8601 time", checkpoint, source, number)
+    try:
+        return aware_utc(value, "checkpoint_time")
+    except Malformed:
+        raise _malformed("checkpoint_time is not an ISO 8601 time", checkpoint, source, number) from None
 
 
 def _location(checkpoint: dict[str, Any]) -> str:
-    city, state, country = (_text(checkpoint.get(k)) for k in ("city", "state", "country_iso3"))
+    city, state, country = (loose_text(checkpoint.get(k)) for k in ("city", "state", "country_iso3"))
     if city or state:
         return ", ".join(part for part in (city, state, country) if part)
-    return _text(checkpoint.get("location")) or _text(checkpoint.get("country_name")) or country
+    return loose_text(checkpoint.get("location")) or loose_text(checkpoint.get("country_name")) or country
 
 
 def parse_checkpoint(checkpoint: Any, number: str, source: str) -> CarrierEvent:
     if not isinstance(checkpoint, dict):
         raise _malformed("a checkpoint is not an object", checkpoint, source, number)
-    tag, subtag = _text(checkpoint.get("tag")), _text(checkpoint.get("subtag"))
+    tag, subtag = loose_text(checkpoint.get("tag")), loose_text(checkpoint.get("subtag"))
     code = subtag or tag
     if not code:
         raise _malformed("a checkpoint has neither tag nor subtag", checkpoint, source, number)
     status = STATUS_CODES.get(code) or STATUS_CODES.get(tag) or ShipmentStatus.UNKNOWN
-    description = _text(checkpoint.get("message")) or _text(checkpoint.get("subtag_message")) or code
+    description = loose_text(checkpoint.get("message")) or loose_text(checkpoint.get("subtag_message")) or code
     at = _when(checkpoint.get("checkpoint_time"), checkpoint, source, number)
     return CarrierEvent(at=at, status=status, code=code, description=description, location=_location(checkpoint))
 
@@ -238,7 +181,7 @@ def parse_tracking_object(tracking: Any, number: str, source: str) -> TrackingRe
     if not events:
         return TrackingResult(number, found=False)
     return TrackingResult(number, events, estimated_delivery=_estimated_delivery(tracking),
-                          signed_by=_text(tracking.get("signed_by")) or None)
+                          signed_by=loose_text(tracking.get("signed_by")) or None)
 
 
 def parse_tracking(payload: Any, number: str, source: str) -> TrackingResult:
@@ -405,16 +348,13 @@ class AfterShipCourier:
         await self.http.aclose()
 
 
-def courier_from_settings(account: AccountSettings, clock: Clock) -> AfterShipCourier:
+def courier_from_settings(name: str, section: Section, clock: Clock) -> AfterShipCourier:
     """``[couriers.<name>]`` with ``type = "aftership"``: ``api_key`` (required), ``slug`` (optional courier code),
     ``base_url``, and the limit overrides ``concurrency``, ``per_second``, ``per_day``."""
-    from carriers import COMMON_KEYS  # the registry imports this module first
-
-    section = account.section
     section.check_keys(COMMON_KEYS | KEYS)
     api_key = section.credential("api_key")
     return AfterShipCourier(
-        account.name,
+        name,
         api_key=api_key,
         slug=section.str("slug", "").strip() or None,
         base_url=section.str("base_url", DEFAULT_BASE_URL),

@@ -18,7 +18,7 @@ API facts relied on (shared/carrier-samples/README.md section 1, DHL developer p
   is not followed: set ``service`` in the account to pin a division.
 - Status codes are high level (``STATUS_CODES``). ``transit`` and ``failure`` events are refined by their text
   (``description`` and ``status``) through ``TEXT_REFINEMENTS`` only where the text is unambiguous; the raw
-  code and description always stay on the event.
+  code and description always stay on the event. These tables live in carriers/dhl_codes.py.
 - Timestamps are local, sometimes without an offset. An offset, when given, is used. An offset-less time is
   read in the time zone of the event's ``location.address.countryCode``, else of the shipment's country when
   origin and destination are the same country (a domestic parcel), but only for countries with a single
@@ -35,79 +35,32 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
-from carriers.base import AuthError, CarrierError, CarrierEvent, ResponseError, TrackingResult
+from carriers.base import COMMON_KEYS, AuthError, CarrierError, CarrierEvent, ResponseError, TrackingResult
+from carriers.dhl_codes import COUNTRY_ZONES, REFINED_CODES, STATUS_CODES, TEXT_REFINEMENTS
 from carriers.http import Http, Limits, RetryPolicy, make_client, parse_json
+from carriers.read import Malformed, dump, field
+from tracker.clock import Clock
+from tracker.settings import Section
 from tracker.status import ShipmentStatus
 
-if TYPE_CHECKING:
-    from tracker.clock import Clock
-    from tracker.config import AccountSettings
-
 S = ShipmentStatus
-
-# ── DHL's own codes (status.statusCode and events[].statusCode) → canonical status ───────────────────────────
-
-STATUS_CODES: dict[str, ShipmentStatus] = {
-    "pre-transit": S.INFO_RECEIVED,  # announced electronically / label created, not yet handed over
-    "transit": S.IN_TRANSIT,  # moving, incl. out for delivery, held, customs (refined by TEXT_REFINEMENTS)
-    "delivered": S.DELIVERED,  # delivered
-    "failure": S.EXCEPTION,  # delivery failed / returned / exception (refined by TEXT_REFINEMENTS)
-    "unknown": S.UNKNOWN,  # DHL itself cannot say
-}
-
-# ── Event texts that say more than `transit` / `failure` → canonical status ──────────────────────────────────
-# Matched case-insensitively as substrings of the event's `description` and `status`; the first phrase that
-# matches wins. Only texts that leave no doubt: a parcel "brought to" or "on its way to" a Filiale/Packstation,
-# or posted by the sender at a Filiale, is NOT ready for pickup and stays in transit.
-
-REFINED_CODES = frozenset({"transit", "failure"})
-TEXT_REFINEMENTS: dict[str, ShipmentStatus] = {
-    # "Die Sendung liegt in der Filiale / Packstation … zur Abholung bereit."
-    "zur abholung bereit": S.AVAILABLE_FOR_PICKUP,
-    # "The shipment is ready for pick-up at the PACKSTATION / retail outlet …"
-    "ready for pick-up at": S.AVAILABLE_FOR_PICKUP,
-    "ready for pickup at": S.AVAILABLE_FOR_PICKUP,
-    # "The shipment is available for pick-up from …"
-    "available for pick-up": S.AVAILABLE_FOR_PICKUP,
-    "available for pickup": S.AVAILABLE_FOR_PICKUP,
-    # "Die Sendung wurde in das Zustellfahrzeug geladen. Die Zustellung erfolgt voraussichtlich heute." (sample)
-    "in das zustellfahrzeug geladen": S.OUT_FOR_DELIVERY,
-    # the same DHL Paket event in English: "The shipment has been loaded onto the delivery vehicle"
-    "loaded onto the delivery vehicle": S.OUT_FOR_DELIVERY,
-    "out for delivery": S.OUT_FOR_DELIVERY,
-}
 # Most texts hold none of the phrases: one search in C says so before the loop that picks which one (in order).
 ANY_REFINEMENT = re.compile("|".join(re.escape(phrase) for phrase in TEXT_REFINEMENTS)).search
-
-# ── Countries with exactly one time zone (IANA zone.tab; DE's Busingen keeps Berlin's offsets) ─────────────────
-# Offset-less DHL times in these countries are read as local time there; anywhere else as UTC.
-
-COUNTRY_ZONES: dict[str, str] = {
-    "AT": "Europe/Vienna", "BE": "Europe/Brussels", "BG": "Europe/Sofia", "CH": "Europe/Zurich",
-    "CZ": "Europe/Prague", "DE": "Europe/Berlin", "DK": "Europe/Copenhagen", "EE": "Europe/Tallinn",
-    "FI": "Europe/Helsinki", "FR": "Europe/Paris", "GB": "Europe/London", "GR": "Europe/Athens",
-    "HR": "Europe/Zagreb", "HU": "Europe/Budapest", "IE": "Europe/Dublin", "IT": "Europe/Rome",
-    "LI": "Europe/Vaduz", "LT": "Europe/Vilnius", "LU": "Europe/Luxembourg", "LV": "Europe/Riga",
-    "NL": "Europe/Amsterdam", "NO": "Europe/Oslo", "PL": "Europe/Warsaw", "RO": "Europe/Bucharest",
-    "SE": "Europe/Stockholm", "SI": "Europe/Ljubljana", "SK": "Europe/Bratislava", "TR": "Europe/Istanbul",
-    "AE": "Asia/Dubai", "HK": "Asia/Hong_Kong", "IL": "Asia/Jerusalem", "IN": "Asia/Kolkata",
-    "JP": "Asia/Tokyo", "KR": "Asia/Seoul", "SG": "Asia/Singapore",
-}
 
 NAIVE_EPOCH, UTC_EPOCH, ZERO = datetime(1970, 1, 1), datetime(1970, 1, 1, tzinfo=UTC), timedelta(0)
 
 DEFAULT_BASE_URL = "https://api-eu.dhl.com"
-# Published default rate limit (calls per day and per second): https://developer.dhl.com/getting-started/get-a-higher-rate-limit
+# Published default rate limit (calls per day and per second):
+# https://developer.dhl.com/getting-started/get-a-higher-rate-limit
 DEFAULT_LIMITS = Limits(concurrency=1, per_second=1.0, per_day=250)
 DEFAULT_RETRY = RetryPolicy()
 TRACKING_PAGE = "https://www.dhl.com/global-en/home/tracking/tracking-parcel.html?submit=1&tracking-id="
@@ -115,31 +68,6 @@ KEYS = frozenset({"api_key", "base_url", "service", "language", "requester_count
                   "concurrency", "per_second", "per_day"})
 
 # ── Pure parsing ─────────────────────────────────────────────────────────────────────────────────────────────
-
-
-class _Malformed(Exception):
-    def __init__(self, problem: str, fragment: Any) -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.fragment = fragment
-
-
-def _dump(fragment: Any) -> str:
-    try:
-        return json.dumps(fragment, ensure_ascii=False, default=str)[:2000]
-    except (TypeError, ValueError):  # pragma: no cover - json.loads output always dumps
-        return repr(fragment)[:2000]
-
-
-def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str, required: bool = False) -> Any:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise _Malformed(f"{what}.{key} is missing", obj)
-        return None
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise _Malformed(f"{what}.{key} has the wrong type ({type(value).__name__})", obj)
-    return value
 
 
 @functools.cache  # a handful of countries, looked up for every offset-less event
@@ -187,11 +115,11 @@ def _refined(code: str, description: str, short: str) -> ShipmentStatus:
 
 def _address(place: dict[str, Any], what: str) -> dict[str, Any]:
     """`place.address` ({} when absent); `place` is an event's `location`, or a shipment's `origin`."""
-    return _get(place, "address", dict, what) or {}
+    return field(place, "address", dict, what) or {}
 
 
 def _country(address: dict[str, Any], what: str) -> str | None:
-    code = _get(address, "countryCode", str, what)
+    code = field(address, "countryCode", str, what)
     return (code.strip().upper() or None) if code else None
 
 
@@ -251,18 +179,18 @@ def _quick_event(raw: Any, home_country: str | None) -> CarrierEvent | None:
 
 def _checked_event(raw: Any, home_country: str | None, what: str = "event") -> CarrierEvent:
     if not isinstance(raw, dict):
-        raise _Malformed(f"{what} is not an object", raw)
-    stamp = _get(raw, "timestamp", str, what, required=True)
-    code = _get(raw, "statusCode", str, what) or ""
-    description = _get(raw, "description", str, what) or ""
-    short = _get(raw, "status", str, what) or ""
-    address = _address(_get(raw, "location", dict, what) or {}, f"{what}.location")
-    locality = _get(address, "addressLocality", str, f"{what}.location.address") or ""
+        raise Malformed(f"{what} is not an object", raw)
+    stamp = field(raw, "timestamp", str, what, required=True)
+    code = field(raw, "statusCode", str, what) or ""
+    description = field(raw, "description", str, what) or ""
+    short = field(raw, "status", str, what) or ""
+    address = _address(field(raw, "location", dict, what) or {}, f"{what}.location")
+    locality = field(address, "addressLocality", str, f"{what}.location.address") or ""
     country = _country(address, f"{what}.location.address")
     try:
         at = to_utc(stamp, country or home_country)
     except ValueError:
-        raise _Malformed(f"{what}.timestamp {stamp!r} is not an ISO 8601 time", raw) from None
+        raise Malformed(f"{what}.timestamp {stamp!r} is not an ISO 8601 time", raw) from None
     return CarrierEvent(
         at=at,
         status=status_of(code, f"{description}\n{short}"),
@@ -276,24 +204,24 @@ def _home_country(shipment: dict[str, Any]) -> str | None:
     """The shipment's country when origin and destination agree (a domestic parcel), else None."""
     countries = set()
     for side in ("origin", "destination"):
-        place = _get(shipment, side, dict, "shipment") or {}
+        place = field(shipment, side, dict, "shipment") or {}
         countries.add(_country(_address(place, side), f"{side}.address"))
     return countries.pop() if len(countries) == 1 else None
 
 
 def _events(shipment: dict[str, Any]) -> tuple[CarrierEvent, ...]:
     home = _home_country(shipment)
-    raw_events = _get(shipment, "events", list, "shipment") or []
+    raw_events = field(shipment, "events", list, "shipment") or []
     events = tuple(_quick_event(raw, home) or _checked_event(raw, home, f"events[{i}]")
                    for i, raw in enumerate(raw_events))
-    status = _get(shipment, "status", dict, "shipment")
+    status = field(shipment, "status", dict, "shipment")
     if not events and status:  # no history given: the current status is the one event we know
         events = (_event(status, home, "status"),)
     return events
 
 
 def _latest(shipment: dict[str, Any]) -> datetime:
-    status = _get(shipment, "status", dict, "shipment")
+    status = field(shipment, "status", dict, "shipment")
     home = _home_country(shipment)
     if status and status.get("timestamp") is not None:
         return _event(status, home, "status").at
@@ -304,7 +232,7 @@ def _select(shipments: list[Any], number: str) -> dict[str, Any] | None:
     """The shipment this number means (rule in the module docstring); None if the list is empty."""
     for i, shipment in enumerate(shipments):
         if not isinstance(shipment, dict):
-            raise _Malformed(f"shipments[{i}] is not an object", shipment)
+            raise Malformed(f"shipments[{i}] is not an object", shipment)
     wanted = "".join(number.split()).upper()
     same_id = [s for s in shipments if "".join(str(s.get("id") or "").split()).upper() == wanted]
     candidates = same_id or shipments
@@ -318,18 +246,18 @@ def _day(text: Any, what: str, fragment: Any) -> date | None:
     if text is None:
         return None
     if not isinstance(text, str):
-        raise _Malformed(f"{what} is not a string", fragment)
+        raise Malformed(f"{what} is not a string", fragment)
     try:
         return datetime.fromisoformat(text).date()  # the local date DHL promises, not converted to UTC
     except ValueError:
-        raise _Malformed(f"{what} {text!r} is not an ISO 8601 time", fragment) from None
+        raise Malformed(f"{what} {text!r} is not an ISO 8601 time", fragment) from None
 
 
 def _estimate(shipment: dict[str, Any]) -> date | None:
     exact = _day(shipment.get("estimatedTimeOfDelivery"), "estimatedTimeOfDelivery", shipment)
     if exact is not None:
         return exact
-    frame = _get(shipment, "estimatedDeliveryTimeFrame", dict, "shipment") or {}
+    frame = field(shipment, "estimatedDeliveryTimeFrame", dict, "shipment") or {}
     return (_day(frame.get("estimatedThrough"), "estimatedDeliveryTimeFrame.estimatedThrough", frame)
             or _day(frame.get("estimatedFrom"), "estimatedDeliveryTimeFrame.estimatedFrom", frame))
 
@@ -340,17 +268,17 @@ def _person(value: Any, what: str) -> str | None:
     if isinstance(value, str):
         return value.strip() or None
     if not isinstance(value, dict):
-        raise _Malformed(f"{what} is neither a name nor a person", value)
-    name = _get(value, "name", str, what)
+        raise Malformed(f"{what} is neither a name nor a person", value)
+    name = field(value, "name", str, what)
     if name and name.strip():
         return name.strip()
-    parts = (_get(value, "givenName", str, what), _get(value, "familyName", str, what))
+    parts = (field(value, "givenName", str, what), field(value, "familyName", str, what))
     return " ".join(p.strip() for p in parts if p and p.strip()) or None
 
 
 def _signed_by(shipment: dict[str, Any]) -> str | None:
-    details = _get(shipment, "details", dict, "shipment") or {}
-    proof = _get(details, "proofOfDelivery", dict, "details") or {}
+    details = field(shipment, "details", dict, "shipment") or {}
+    proof = field(details, "proofOfDelivery", dict, "details") or {}
     return (_person(proof.get("signed"), "proofOfDelivery.signed")
             or _person(proof.get("signee"), "proofOfDelivery.signee"))
 
@@ -359,23 +287,23 @@ def parse_tracking(payload: Any, number: str, source: str) -> TrackingResult:
     """A 200 answer for one number. Raises ResponseError (naming account and number) if it is malformed."""
     try:
         if not isinstance(payload, dict):
-            raise _Malformed("the answer is not a JSON object", payload)
-        shipments = _get(payload, "shipments", list, "answer", required=True)
+            raise Malformed("the answer is not a JSON object", payload)
+        shipments = field(payload, "shipments", list, "answer", required=True)
         shipment = _select(shipments, number)
         if shipment is None:
             return TrackingResult(number, found=False)
         return TrackingResult(number, events=_events(shipment), estimated_delivery=_estimate(shipment),
                               signed_by=_signed_by(shipment))
-    except _Malformed as bad:
+    except Malformed as bad:
         raise ResponseError(f"unexpected answer: {bad.problem}", source=source, tracking_number=number,
-                            body=_dump(bad.fragment)) from None
+                            body=dump(bad.fragment)) from None
 
 
 def parse_not_found(payload: Any, number: str, source: str) -> TrackingResult:
     """A 404 answer: DHL's problem JSON means "no shipment yet"; anything else is not DHL talking."""
     if not isinstance(payload, dict):
         raise ResponseError("unexpected 404 answer (not a problem JSON object)", source=source, status_code=404,
-                            tracking_number=number, body=_dump(payload))
+                            tracking_number=number, body=dump(payload))
     return TrackingResult(number, found=False)
 
 
@@ -437,12 +365,9 @@ class DhlCourier:
         await self.http.aclose()
 
 
-def courier_from_settings(account: AccountSettings, clock: Clock) -> DhlCourier:
+def courier_from_settings(name: str, section: Section, clock: Clock) -> DhlCourier:
     """`[couriers.<name>]` with `type = "dhl"`: api_key (required), base_url, service, language,
     requester_country_code, and limit overrides concurrency / per_second / per_day."""
-    from carriers import COMMON_KEYS  # the registry imports this module first
-
-    section = account.section
     section.check_keys(COMMON_KEYS | KEYS)
 
     def optional(key: str) -> str | None:
@@ -458,9 +383,10 @@ def courier_from_settings(account: AccountSettings, clock: Clock) -> DhlCourier:
         raise section.error("api_key", "must not be empty: the DHL developer portal's consumer key")
     country = optional("requester_country_code")
     if country is not None and not (len(country) == 2 and country.isalpha()):
-        raise section.error("requester_country_code", f"must be a two-letter country code like 'DE', not {country!r}")
+        raise section.error("requester_country_code",
+                            f"must be a two-letter country code like 'DE', not {country!r}")
     return DhlCourier(
-        account.name,
+        name,
         api_key=api_key,
         base_url=optional("base_url") or DEFAULT_BASE_URL,
         service=optional("service"),

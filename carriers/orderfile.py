@@ -30,9 +30,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from carriers.base import AddressRecord, FeedBatch, LineRecord, OrderRecord, ShipmentRecord
+from carriers.base import COMMON_KEYS, AddressRecord, FeedBatch, LineRecord, OrderRecord, ShipmentRecord
+from carriers.read import Malformed, aware_utc
 from tracker.clock import Clock
-from tracker.config import AccountSettings
+from tracker.settings import Section
 
 REQUIRED_ORDER = ("order_id", "created_at", "currency", "customer_email")
 REQUIRED_LINE = ("title", "quantity", "unit_price")
@@ -40,7 +41,7 @@ TRUE_WORDS = {"yes", "true", "1", "y"}
 FALSE_WORDS = {"no", "false", "0", "n"}
 
 
-class RowError(ValueError):
+class RowError(Malformed):
     """A value in an order file that cannot be read; the message says which column and why."""
 
 
@@ -70,13 +71,13 @@ def _time(data: dict[str, Any], key: str, required: bool = False) -> datetime | 
     if not text:
         return None
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return aware_utc(text.replace("Z", "+00:00"), key)
+    except Malformed:
         raise RowError(f"{key} {text!r} is not an ISO 8601 date and time") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _money(data: dict[str, Any], key: str, required: bool = False) -> Decimal | None:
+    """An amount in cents. Not read.money: a NaN or Infinity here is "must be a positive amount"."""
     text = _text(data, key, required)
     if not text:
         return None
@@ -265,14 +266,12 @@ class OrderFileMarketplace:
         return None
 
 
-def marketplace_from_settings(account: AccountSettings, clock: Clock) -> OrderFileMarketplace:
-    section = account.section
-    from carriers import COMMON_KEYS  # the registry imports this module first
-
+def marketplace_from_settings(name: str, section: Section, clock: Clock) -> OrderFileMarketplace:
+    """`[marketplaces.<name>]` with `type = "orderfile"`: `folder`, relative to the config file."""
     section.check_keys(COMMON_KEYS | {"folder"})
     folder = Path(section.str("folder")).expanduser()
     if not folder.is_absolute():
         folder = Path(section.file).parent / folder
     if not folder.is_dir():
         raise section.error("folder", f"folder {folder} does not exist; create it and drop order files into it")
-    return OrderFileMarketplace(account.name, folder)
+    return OrderFileMarketplace(name, folder)

@@ -158,7 +158,7 @@ def _money(money_bag: Any, what: str) -> tuple[Decimal, str]:
 
 
 def _text(node: Mapping[str, Any], key: str) -> str:
-    return read.text(node.get(key), strict=False)
+    return read.loose_text(node.get(key))
 
 
 def _object(node: Mapping[str, Any], key: str) -> Mapping[str, Any]:

@@ -23,7 +23,6 @@ from carriers.aftership import (
 from carriers.base import AuthError, ResponseError, TrackingResult, TransientError
 from carriers.http import Limits, RetryPolicy
 from tests.doubles import Sleeps
-from tracker.config import AccountSettings
 from tracker.settings import ConfigError, Section
 from tracker.status import ShipmentStatus
 
@@ -396,15 +395,14 @@ def test_tracking_urls():
         asyncio.run(slugged.aclose())
 
 
-def account(**keys) -> AccountSettings:
-    data = {"type": "aftership", **keys}
-    return AccountSettings("as-main", "aftership", "shop", Section(Path("config.toml"), "couriers.as-main", data))
+def section(**keys) -> Section:
+    return Section(Path("config.toml"), "couriers.as-main", {"type": "aftership", **keys})
 
 
 def test_courier_from_settings_reads_its_keys(monkeypatch):
     monkeypatch.setenv("AS_KEY", "from-env")
-    built = courier_from_settings(account(api_key="${AS_KEY}", slug="royal-mail", base_url="https://as.test",
-                                          per_second=2.5), lambda: NOW)
+    built = courier_from_settings("as-main", section(api_key="${AS_KEY}", slug="royal-mail",
+                                                     base_url="https://as.test", per_second=2.5), lambda: NOW)
     try:
         assert built.name == "as-main" and built.slug == "royal-mail"
         assert built.http.client.headers["aftership-api-key"] == "from-env"
@@ -412,7 +410,7 @@ def test_courier_from_settings_reads_its_keys(monkeypatch):
         assert built.http.limits == Limits(concurrency=2, per_second=2.5, per_day=None)
     finally:
         asyncio.run(built.aclose())
-    default = courier_from_settings(account(api_key="k"), lambda: NOW)
+    default = courier_from_settings("as-main", section(api_key="k"), lambda: NOW)
     try:
         assert default.slug is None and default.http.limits == DEFAULT_LIMITS
         assert str(default.http.client.base_url) == f"{BASE}"
@@ -428,7 +426,7 @@ def test_courier_from_settings_reads_its_keys(monkeypatch):
 ])
 def test_courier_from_settings_names_the_bad_key(keys, key, problem):
     with pytest.raises(ConfigError) as caught:
-        courier_from_settings(account(**keys), lambda: NOW)
+        courier_from_settings("as-main", section(**keys), lambda: NOW)
     assert caught.value.key == key and problem in caught.value.problem
 
 

@@ -27,7 +27,6 @@ from carriers.dhl import (
 )
 from carriers.http import Limits, RetryPolicy
 from tests.doubles import Sleeps
-from tracker.config import AccountSettings
 from tracker.settings import ConfigError, Section
 from tracker.status import ShipmentStatus
 
@@ -445,16 +444,16 @@ def test_the_signature_names_who_signed(proof, expected):
 # ── Config ──────────────────────────────────────────────────────────────────────────────────────────────────
 
 
-def account(**data) -> AccountSettings:
-    return AccountSettings("dhl-eu", "dhl", "shop", Section(Path("config.toml"), "couriers.dhl-eu",
-                                                             {"type": "dhl", **data}))
+def section(**data) -> Section:
+    return Section(Path("config.toml"), "couriers.dhl-eu", {"type": "dhl", **data})
 
 
 def test_settings_read_every_key(monkeypatch):
     monkeypatch.setenv("DHL_KEY", "from-env")
-    built = courier_from_settings(account(api_key="${DHL_KEY}", base_url=BASE, service="express", language="de",
-                                          requester_country_code="nl", concurrency=2, per_second=2, per_day=1000,
-                                          shop="shop", lookback="7d"), lambda: datetime.now(UTC))
+    built = courier_from_settings("dhl-eu", section(api_key="${DHL_KEY}", base_url=BASE, service="express",
+                                                    language="de", requester_country_code="nl", concurrency=2,
+                                                    per_second=2, per_day=1000, shop="shop", lookback="7d"),
+                                  lambda: datetime.now(UTC))
     try:
         assert built.name == "dhl-eu" and built.concurrency == 2
         assert built.http.limits == Limits(concurrency=2, per_second=2, per_day=1000)
@@ -466,7 +465,7 @@ def test_settings_read_every_key(monkeypatch):
 
 
 def test_settings_default_to_the_published_limits_and_host():
-    built = courier_from_settings(account(api_key="k"), lambda: datetime.now(UTC))
+    built = courier_from_settings("dhl-eu", section(api_key="k"), lambda: datetime.now(UTC))
     try:
         assert built.http.limits == DEFAULT_LIMITS and built.concurrency == 1
         assert str(built.http.client.base_url).rstrip("/") == dhl.DEFAULT_BASE_URL
@@ -486,11 +485,11 @@ def test_settings_default_to_the_published_limits_and_host():
 ])
 def test_settings_name_the_key_that_is_wrong(data, key, problem):
     with pytest.raises(ConfigError) as caught:
-        courier_from_settings(account(**data), lambda: datetime.now(UTC))
+        courier_from_settings("dhl-eu", section(**data), lambda: datetime.now(UTC))
     assert caught.value.key == f"couriers.dhl-eu.{key}" and problem in str(caught.value)
 
 
 def test_a_missing_secret_names_the_key_not_the_value(monkeypatch):
     monkeypatch.delenv("DHL_MISSING", raising=False)
     with pytest.raises(ConfigError, match="couriers.dhl-eu.api_key: environment variable DHL_MISSING is not set"):
-        courier_from_settings(account(api_key="${DHL_MISSING}"), lambda: datetime.now(UTC))
+        courier_from_settings("dhl-eu", section(api_key="${DHL_MISSING}"), lambda: datetime.now(UTC))
