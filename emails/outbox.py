@@ -81,7 +81,7 @@ def email_row(
     if notify is None:
         notify = shipment.notify if shipment is not None else order.notify
     switched_off = kind in EMAIL_KINDS and kind not in config.emails.enabled
-    if switched_off or not notify or order.state is OrderState.CANCELLED:
+    if switched_off or not notify or order.state is OrderState.CANCELLED or order.problem:
         return None
     if order.shop not in config.shops:
         log.error("order %s belongs to shop %r, which is no longer in the config: no %s email",

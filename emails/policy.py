@@ -135,6 +135,8 @@ def decide(session: Session, config: Config, email: Email, order: Order, custome
         return skip(f"{email.kind} emails are switched off in config")
     if order.state is OrderState.CANCELLED:
         return skip("the order was cancelled")
+    if order.problem:  # refused at intake after this email was planned (a later sync read a bad address)
+        return skip(f"not sent: {order.problem}")
     if email.shipment_id is not None and shipment is not None and not shipment.notify:
         return skip("the shop no longer lists this parcel")
     if email.kind == "delayed" and shipment is not None and shipment.delayed_at is None:

@@ -72,6 +72,9 @@ class Order(SQLModel, table=True):
     notify: bool = True
     country: str = ""
     postcode: str = ""  # lets a customer find their order on the lookup page
+    # Why the intake refused to email this order's customer (e.g. an address that is not one mailbox); "" when
+    # nothing was refused. Such an order is kept and tracked, and no email is planned or sent for it.
+    problem: str = ""
 
 
 class OrderLine(SQLModel, table=True):
@@ -218,7 +221,8 @@ class EmailEvent(SQLModel, table=True):
 class WebhookDelivery(SQLModel, table=True):
     """Every webhook call received: processed once per delivery id, refused ones kept with the reason."""
 
-    __table_args__ = (UniqueConstraint("source", "delivery_id"),)
+    __table_args__ = (UniqueConstraint("source", "delivery_id"),
+                      Index("ix_webhookdelivery_status_received_at", "status", "received_at"))
     id: int | None = Field(default=None, primary_key=True)
     source: str  # "shopify", "aftership", "postmark"
     delivery_id: str  # the provider's id for this delivery (refused calls get a generated one)
@@ -238,6 +242,16 @@ class FeedCursor(SQLModel, table=True):
     updated_at: datetime = Time()  # when the feed was last read and stored (or the account connected)
     claimed_until: datetime | None = Time(default=None)  # the reader's lease; an expired one is taken over
     claimed_by: str = ""  # the reader's worker id: only the holder stores a page or releases the lease
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed dashboard login, by client address, in real time: daemons sharing a database share the
+    throttle, and a restart does not reset it."""
+
+    __table_args__ = (Index("ix_loginfailure_client_at", "client", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    client: str
+    at: datetime = Time()
 
 
 class Setting(SQLModel, table=True):
